@@ -1,0 +1,3 @@
+"""Websocket routes of the approval queue."""
+
+websocket_urlpatterns: list = []

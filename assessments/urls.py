@@ -1,0 +1,3 @@
+"""Console pages of this app."""
+
+urlpatterns: list = []

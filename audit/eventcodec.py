@@ -1,0 +1,66 @@
+"""The canonical form of one governance event (SPEC §6.1, §6.2), standard library only.
+
+``canonical = RFC 8785 JSON of every §6.1 field except leaf_hash, signature, key_id``.
+The top-level keys are fixed ASCII names, so their RFC 8785 order is known in advance; the
+payload is stored as its own canonical text and spliced in unchanged. The result is
+byte-identical to ``canonical.dumps`` of the parsed event (a property test proves it), and
+an order of magnitude cheaper, which is what lets ``verify_log`` re-hash a million events
+quickly.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import canonical as jcs
+from .merkle import leaf_hash
+
+# Every field of SPEC §6.1 except leaf_hash, signature, key_id; sorted as RFC 8785 sorts.
+CANONICAL_FIELDS = (
+    "actor",
+    "agent_id",
+    "event_type",
+    "id",
+    "payload",
+    "prev_hash",
+    "reason",
+    "result",
+    "run_id",
+    "seq",
+    "session_id",
+    "timestamp",
+    "verdict",
+    "workflow_id",
+)
+ZERO_HASH = "0" * 64
+
+_dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def canonical_bytes(fields: dict[str, Any], payload_text: str | None = None) -> bytes:
+    """Canonical bytes of an event given as a dict of the §6.1 fields.
+
+    If ``payload_text`` is given it must already be canonical JSON and is used verbatim
+    for the payload; otherwise ``fields["payload"]`` is canonicalised.
+    """
+    parts = []
+    for name in CANONICAL_FIELDS:
+        if name == "payload":
+            text = payload_text if payload_text is not None else jcs.dumps(fields[name]).decode()
+        elif name == "seq":
+            value = fields[name]
+            if type(value) is not int:
+                raise jcs.CanonicalizationError("seq must be an integer")
+            text = str(value)
+        else:
+            value = fields[name]
+            if value is not None and type(value) is not str:
+                raise jcs.CanonicalizationError(f"{name} must be a string or null")
+            text = _dump(value)
+        parts.append(f'"{name}":{text}')
+    return ("{" + ",".join(parts) + "}").encode("utf-8")
+
+
+def event_leaf_hash(fields: dict[str, Any], payload_text: str | None = None) -> bytes:
+    return leaf_hash(canonical_bytes(fields, payload_text))

@@ -1,0 +1,392 @@
+"""Every write to the agent registry (SPEC §1), one function per change.
+
+Each function opens the transaction, makes the change with a conditional update (so two
+operators racing cannot both win), records its event in the same transaction, and schedules
+side effects (websocket hints) after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.services import record
+
+from . import credentials, hints
+from .errors import Conflict, Invalid
+from .models import Agent, AgentSession, ApiKey, OperatorToken
+from .validation import normalize_scope, normalize_settings, require_reason
+
+log = logging.getLogger("warden.console")
+
+
+def _user_actor(user) -> str:
+    return f"user:{user.get_username()}"
+
+
+# --- agents ---------------------------------------------------------------------------
+def register_agent(
+    *, name: str, by, description: str = "", scope=None, settings=None, reason: str = ""
+) -> Agent:
+    name = (name or "").strip()
+    if not name:
+        raise Invalid("A name is required.", fields={"name": ["This field is required."]})
+    if len(name) > 100:
+        raise Invalid("The name is too long.", fields={"name": ["At most 100 characters."]})
+    scope_doc = normalize_scope(scope)
+    settings_doc = normalize_settings(settings)
+    try:
+        with transaction.atomic():
+            agent = Agent.objects.create(
+                name=name,
+                description=description or "",
+                owner=by,
+                scope=scope_doc,
+                fail_mode=settings_doc["fail_mode"],
+                pause_on_halt=settings_doc["pause_on_halt"],
+                approval_ttl_seconds=settings_doc["approval_ttl_seconds"],
+                budgets=settings_doc["budgets"],
+            )
+            record(
+                "agent.registered",
+                actor=_user_actor(by),
+                agent_id=agent.id,
+                reason=reason or "registered",
+                payload={
+                    "name": agent.name,
+                    "description": agent.description,
+                    "owner": by.get_username(),
+                    "scope": scope_doc,
+                    "settings": agent.settings_document(),
+                },
+            )
+    except IntegrityError as exc:
+        if Agent.objects.filter(name=name).exists():
+            raise Conflict(
+                "An agent with this name already exists.",
+                code="name_taken",
+                fields={"name": ["An agent with this name already exists."]},
+            ) from exc
+        raise
+    return agent
+
+
+def update_agent(
+    agent: Agent, *, by, reason: str, description=None, scope=None, settings=None, owner=None
+) -> Agent:
+    """Change an agent's description, scope, settings or owner (admin)."""
+    reason = require_reason(reason)
+    with transaction.atomic():
+        agent = Agent.objects.select_for_update().get(pk=agent.pk)
+        if agent.status == Agent.Status.REVOKED:
+            raise Conflict("A revoked agent cannot be changed.", code="agent_revoked")
+        before = {
+            "description": agent.description,
+            "scope": agent.scope,
+            "settings": agent.settings_document(),
+            "owner": agent.owner.get_username(),
+        }
+        if description is not None:
+            agent.description = description
+        if scope is not None:
+            agent.scope = normalize_scope(scope)
+        if settings is not None:
+            doc = normalize_settings(settings, base=agent.settings_document())
+            agent.fail_mode = doc["fail_mode"]
+            agent.pause_on_halt = doc["pause_on_halt"]
+            agent.approval_ttl_seconds = doc["approval_ttl_seconds"]
+            agent.budgets = doc["budgets"]
+        if owner is not None:
+            agent.owner = owner
+        agent.save()
+        after = {
+            "description": agent.description,
+            "scope": agent.scope,
+            "settings": agent.settings_document(),
+            "owner": agent.owner.get_username(),
+        }
+        changed = {k: {"from": before[k], "to": after[k]} for k in before if before[k] != after[k]}
+        record(
+            "agent.updated",
+            actor=_user_actor(by),
+            agent_id=agent.id,
+            reason=reason,
+            payload={"changes": changed},
+        )
+    hints.agent_changed_on_commit(agent.id)
+    return agent
+
+
+def _transition(
+    agent: Agent, *, by, reason: str, source: set[str], target: str, event: str
+) -> Agent:
+    reason = require_reason(reason)
+    with transaction.atomic():
+        current = Agent.objects.select_for_update().get(pk=agent.pk)
+        if current.status not in source:
+            raise Conflict(
+                f"The agent is {current.status}; it cannot become {target}.",
+                code=f"agent_{current.status}",
+            )
+        previous = current.status
+        current.status = target
+        current.save(update_fields=["status", "updated_at"])
+        record(
+            event,
+            actor=_user_actor(by),
+            agent_id=current.id,
+            reason=reason,
+            payload={"from": previous, "to": target},
+        )
+    hints.agent_changed_on_commit(current.id)
+    return current
+
+
+def pause_agent(agent: Agent, *, by, reason: str) -> Agent:
+    """Active → Paused: new sessions are refused; open ones run to their end (SPEC §1)."""
+    return _transition(
+        agent,
+        by=by,
+        reason=reason,
+        source={Agent.Status.ACTIVE},
+        target=Agent.Status.PAUSED,
+        event="agent.paused",
+    )
+
+
+def resume_agent(agent: Agent, *, by, reason: str) -> Agent:
+    """Paused → Active."""
+    return _transition(
+        agent,
+        by=by,
+        reason=reason,
+        source={Agent.Status.PAUSED},
+        target=Agent.Status.ACTIVE,
+        event="agent.resumed",
+    )
+
+
+def revoke_agent(agent: Agent, *, by, reason: str) -> Agent:
+    """Active/Paused → Revoked, permanently (SPEC §1).
+
+    Every key stops authenticating at once, open sessions close as ``revoked``, open
+    approval requests are cancelled and live subscribers are told.
+    """
+    reason = require_reason(reason)
+    actor = _user_actor(by)
+    with transaction.atomic():
+        now = timezone.now()
+        current = Agent.objects.select_for_update().get(pk=agent.pk)
+        if current.status == Agent.Status.REVOKED:
+            raise Conflict("The agent is already revoked.", code="agent_revoked")
+        previous = current.status
+        current.status = Agent.Status.REVOKED
+        current.save(update_fields=["status", "updated_at"])
+        keys = list(
+            ApiKey.objects.filter(agent=agent, revoked_at__isnull=True).values_list("id", flat=True)
+        )
+        ApiKey.objects.filter(id__in=keys).update(revoked_at=now)
+        record(
+            "agent.revoked",
+            actor=actor,
+            agent_id=agent.id,
+            reason=reason,
+            payload={
+                "from": previous,
+                "to": Agent.Status.REVOKED,
+                "keys_revoked": [str(k) for k in keys],
+            },
+        )
+        sessions = list(
+            AgentSession.objects.select_for_update().filter(
+                agent=agent, status=AgentSession.Status.OPEN
+            )
+        )
+        for session in sessions:
+            _close_session(
+                session,
+                status=AgentSession.Status.REVOKED,
+                actor=actor,
+                reason=f"agent revoked: {reason}",
+                event="session.revoked",
+            )
+        from approvals.services import cancel_open_requests_for_agent
+
+        cancel_open_requests_for_agent(agent, by=by, reason=f"agent revoked: {reason}")
+    hints.agent_changed_on_commit(agent.id, kind="revoked")
+    return Agent.objects.get(pk=agent.pk)
+
+
+# --- keys -----------------------------------------------------------------------------
+def issue_key(agent: Agent, *, by, label: str = "") -> tuple[ApiKey, str]:
+    """A new API key; the plain key is returned once and never stored (SPEC §1)."""
+    with transaction.atomic():
+        agent = Agent.objects.select_for_update().get(pk=agent.pk)
+        if agent.status == Agent.Status.REVOKED:
+            raise Conflict("A revoked agent cannot get keys.", code="agent_revoked")
+        prefix, full = credentials.generate(credentials.AGENT_KEY)
+        key = ApiKey.objects.create(
+            agent=agent,
+            prefix=prefix,
+            key_hash=credentials.key_hash(full),
+            label=(label or "")[:100],
+            created_by=by,
+        )
+        record(
+            "key.issued",
+            actor=_user_actor(by),
+            agent_id=agent.id,
+            reason="key issued",
+            payload={"key_id": str(key.id), "prefix": prefix, "label": key.label},
+        )
+    return key, full
+
+
+def revoke_key(key: ApiKey, *, by, reason: str) -> ApiKey:
+    reason = require_reason(reason)
+    with transaction.atomic():
+        updated = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if not updated:
+            raise Conflict("This key is already revoked.", code="key_revoked")
+        record(
+            "key.revoked",
+            actor=_user_actor(by),
+            agent_id=key.agent_id,
+            reason=reason,
+            payload={"key_id": str(key.id), "prefix": key.prefix},
+        )
+    return ApiKey.objects.get(pk=key.pk)
+
+
+def issue_operator_token(user, *, by) -> tuple[OperatorToken, str]:
+    with transaction.atomic():
+        prefix, full = credentials.generate(credentials.OPERATOR_TOKEN)
+        token = OperatorToken.objects.create(
+            user=user, prefix=prefix, key_hash=credentials.key_hash(full)
+        )
+        record(
+            "operator.token_issued",
+            actor=by if isinstance(by, str) else _user_actor(by),
+            reason="operator API token issued",
+            payload={"user": user.get_username(), "prefix": prefix},
+        )
+    return token, full
+
+
+# --- sessions -------------------------------------------------------------------------
+def open_session(agent: Agent, *, workflow_id: str | None = None, goal: str = "") -> AgentSession:
+    """Open a session for an authenticated agent (SPEC §9 ``POST /api/v1/sessions``)."""
+    with transaction.atomic():
+        current = Agent.objects.get(pk=agent.pk)
+        if current.status == Agent.Status.REVOKED:
+            raise Conflict("This agent has been revoked.", code="agent_revoked")
+        if current.status == Agent.Status.PAUSED:
+            raise Conflict("This agent is paused; new sessions are refused.", code="agent_paused")
+        if not current.is_assessed:
+            raise Conflict(
+                "This agent has no risk assessment yet; assess it before opening sessions.",
+                code="agent_not_assessed",
+            )
+        session = AgentSession.objects.create(
+            agent=current, workflow_id=workflow_id or None, goal=goal or ""
+        )
+        record(
+            "session.started",
+            actor=current.actor,
+            agent_id=current.id,
+            session_id=session.id,
+            workflow_id=session.workflow_id,
+            run_id=session.run_id,
+            payload={"goal": session.goal, "effective_tier": current.effective_tier},
+        )
+    return session
+
+
+def _close_session(
+    session: AgentSession, *, status: str, actor: str, reason: str, event: str
+) -> None:
+    """Close a locked open session and record it (caller holds the transaction)."""
+    session.status = status
+    session.ended_at = timezone.now()
+    session.end_reason = reason
+    session.save(update_fields=["status", "ended_at", "end_reason"])
+    record(
+        event,
+        actor=actor,
+        agent_id=session.agent_id,
+        session_id=session.id,
+        workflow_id=session.workflow_id,
+        run_id=session.run_id,
+        result="success" if status == AgentSession.Status.ENDED else status,
+        reason=reason,
+        payload={
+            "status": status,
+            "action_count": session.action_count,
+            "spend_total": session.spend_total,
+        },
+    )
+
+
+def _locked_open_session(session: AgentSession) -> AgentSession:
+    locked = AgentSession.objects.select_for_update().get(pk=session.pk)
+    if locked.status != AgentSession.Status.OPEN:
+        raise Conflict(f"The session is {locked.status}.", code=f"session_{locked.status}")
+    return locked
+
+
+def end_session(session: AgentSession, *, reason: str = "ended by agent") -> AgentSession:
+    with transaction.atomic():
+        locked = _locked_open_session(session)
+        _close_session(
+            locked,
+            status=AgentSession.Status.ENDED,
+            actor=f"agent:{locked.agent_id}",
+            reason=reason,
+            event="session.ended",
+        )
+    hints.session_closed_on_commit(locked)
+    return locked
+
+
+def halt_session(
+    session: AgentSession, *, by=None, reason: str, actor: str | None = None
+) -> AgentSession:
+    """End one session now: every later action on it gets HALT (SPEC §1).
+
+    Called by on-call (``by``) or by the pipeline on a HALT verdict (``actor``). Pauses the
+    agent too when its ``pause_on_halt`` setting is on.
+    """
+    reason = require_reason(reason)
+    actor = actor or _user_actor(by)
+    with transaction.atomic():
+        locked = _locked_open_session(session)
+        _close_session(
+            locked,
+            status=AgentSession.Status.HALTED,
+            actor=actor,
+            reason=reason,
+            event="session.halted",
+        )
+        agent = Agent.objects.select_for_update().get(pk=locked.agent_id)
+        if agent.pause_on_halt_effective and agent.status == Agent.Status.ACTIVE:
+            Agent.objects.filter(pk=agent.pk).update(
+                status=Agent.Status.PAUSED, updated_at=timezone.now()
+            )
+            record(
+                "agent.paused",
+                actor=actor,
+                agent_id=agent.id,
+                reason=f"pause on halt: {reason}",
+                payload={
+                    "from": Agent.Status.ACTIVE,
+                    "to": Agent.Status.PAUSED,
+                    "session_id": locked.id,
+                },
+            )
+    hints.session_closed_on_commit(locked)
+    hints.agent_changed_on_commit(locked.agent_id)
+    return locked

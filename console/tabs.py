@@ -1,0 +1,57 @@
+"""The five lifecycle tabs of an agent's page (SPEC §8: Assess / Authorize / Monitor /
+Verify / Adapt).
+
+Each tab is provided by the app that owns that part of the lifecycle: a function
+``(request, agent) -> (template_name, context)`` named here by dotted path, imported when
+the tab is shown.
+"""
+
+from __future__ import annotations
+
+from django.utils.module_loading import import_string
+
+TABS = [
+    ("assess", "Assess", "console.tabs.assess_placeholder"),
+    ("authorize", "Authorize", "console.tabs.authorize_placeholder"),
+    ("monitor", "Monitor", "console.tabs.monitor_placeholder"),
+    ("verify", "Verify", "console.tabs.verify_placeholder"),
+    ("adapt", "Adapt", "console.tabs.adapt"),
+]
+TAB_KEYS = {key for key, _, _ in TABS}
+
+
+def render_context(tab: str, request, agent) -> tuple[str, dict]:
+    provider = next(path for key, _, path in TABS if key == tab)
+    return import_string(provider)(request, agent)
+
+
+def adapt(request, agent) -> tuple[str, dict]:
+    """Containment: status, sessions (halt), keys, and the history of every transition."""
+    from . import selectors
+    from .roles import can
+
+    return "console/tabs/adapt.html", {
+        "sessions": selectors.open_sessions(agent),
+        "keys": agent.keys.all(),
+        "history": selectors.containment_history(agent),
+        "can_contain": can(request.user, "contain"),
+        "can_manage_keys": can(request.user, "manage_keys"),
+    }
+
+
+def _placeholder(title: str, text: str):
+    def provider(request, agent):
+        return "console/tabs/placeholder.html", {
+            "placeholder_title": title,
+            "placeholder_text": text,
+        }
+
+    return provider
+
+
+assess_placeholder = _placeholder("Risk assessment", "The assessment wizard is not installed yet.")
+authorize_placeholder = _placeholder(
+    "Authorization", "Policies, rules and guardrails are not installed yet."
+)
+monitor_placeholder = _placeholder("Trust", "Trust scoring is not installed yet.")
+verify_placeholder = _placeholder("Verification", "Session proofs are not installed yet.")

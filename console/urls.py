@@ -1,0 +1,76 @@
+"""Every URL of the console and the API."""
+
+from csp.decorators import csp_replace
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from audit.api import public_keys
+from console import views
+from console.api.errors import json_error_view
+
+api_v1 = [
+    path("", include("console.api.urls")),
+    path("", include("assessments.api_urls")),
+    path("", include("approvals.api_urls")),
+    path("", include("trust.api_urls")),
+    path("", include("audit.api_urls")),
+]
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="registration/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("agents/", views.agent_list, name="agent-list"),
+    path("agents/new/", views.agent_register, name="agent-register"),
+    path("agents/<str:agent_id>/", views.agent_detail, name="agent-detail"),
+    path("agents/<str:agent_id>/row/", views.agent_row, name="agent-row"),
+    path("agents/<str:agent_id>/tab/<slug:tab>/", views.agent_detail, name="agent-tab"),
+    path("agents/<str:agent_id>/contain/<slug:action>/", views.agent_contain, name="agent-contain"),
+    path("agents/<str:agent_id>/keys/new/", views.key_issue, name="key-issue"),
+    path("agents/<str:agent_id>/keys/<str:key_id>/revoke/", views.key_revoke, name="key-revoke"),
+    path("sessions/<str:session_id>/halt/", views.session_halt, name="session-halt"),
+    path("settings/", views.settings_page, name="settings"),
+    path("policies/", views.policies, name="policies"),
+    path("healthz", views.healthz, name="healthz"),
+    path(".well-known/warden-keys.json", public_keys, name="warden-keys"),
+    path("", include("assessments.urls")),
+    path("", include("approvals.urls")),
+    path("", include("trust.urls")),
+    path("", include("audit.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Swagger UI styles its widgets with inline style attributes; allow those on this page only.
+    path(
+        "api/docs/",
+        csp_replace({"style-src": ["'self'", "'unsafe-inline'"]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+        ),
+        name="api-docs",
+    ),
+]
+
+handler404 = "console.urls.not_found"
+handler500 = "console.urls.server_error"
+
+
+def not_found(request, exception=None):
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return json_error_view(404, "not_found", "No such endpoint or object.")(request)
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    from django.views.defaults import server_error as default_server_error
+
+    if request.path.startswith("/api/"):
+        return json_error_view(500, "server_error", "Internal error; it has been logged.")(request)
+    return default_server_error(request)

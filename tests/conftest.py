@@ -1,0 +1,113 @@
+"""Shared fixtures: operators with roles, API clients, agents, and log helpers.
+
+The suite runs on the embedded default (SQLite) and, with DATABASE_URL/REDIS_URL set, on
+PostgreSQL + Redis; tests marked ``production`` need the latter and are skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management.commands import flush as flush_command
+from django.db import connections
+from rest_framework.test import APIClient
+
+from audit import triggers
+from console import services
+from console.roles import ROLES
+from tests.helpers import PRODUCTION, mark_assessed
+
+
+def pytest_collection_modifyitems(config, items):
+    if PRODUCTION:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)")
+    for item in items:
+        if "production" in item.keywords:
+            item.add_marker(skip)
+
+
+# Transactional tests end with a flush, which the append-only triggers refuse (as they
+# should in production). The suite lifts them for the flush only and puts them back.
+_original_flush_handle = flush_command.Command.handle
+
+
+def _flush_without_triggers(self, **options):
+    connection = connections[options.get("database", "default")]
+    triggers.drop(connection)
+    try:
+        return _original_flush_handle(self, **options)
+    finally:
+        triggers.install(connection)
+
+
+flush_command.Command.handle = _flush_without_triggers
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_keys(tmp_path_factory):
+    """The suite signs with its own keys, never the developer's var/keys."""
+    from django.conf import settings
+
+    saved = settings.WARDEN_KEY_DIR, settings.WARDEN_SIGNING_KEY
+    settings.WARDEN_KEY_DIR = tmp_path_factory.mktemp("keys")
+    settings.WARDEN_SIGNING_KEY = ""
+    yield
+    settings.WARDEN_KEY_DIR, settings.WARDEN_SIGNING_KEY = saved
+
+
+@pytest.fixture
+def make_operator(db):
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    counter = {"n": 0}
+
+    def make(*roles: str, username: str | None = None, password: str = "correct horse battery"):
+        counter["n"] += 1
+        user = User.objects.create_user(
+            username or f"{'-'.join(roles) or 'norole'}{counter['n']}", password=password
+        )
+        for role in roles:
+            assert role in ROLES
+            group, _ = Group.objects.get_or_create(name=role)
+            user.groups.add(group)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def admin_user(make_operator):
+    return make_operator("admin", username="root-admin")
+
+
+@pytest.fixture
+def api(admin_user):
+    """An API client authenticated as an admin (force_authenticate)."""
+    client = APIClient()
+    client.force_authenticate(admin_user)
+    return client
+
+
+@pytest.fixture
+def make_agent(admin_user):
+    counter = {"n": 0}
+
+    def make(
+        name: str | None = None, *, assessed: bool = True, tier: int = 2, owner=None, **kwargs
+    ):
+        counter["n"] += 1
+        agent = services.register_agent(
+            name=name or f"agent-{counter['n']}", by=owner or admin_user, **kwargs
+        )
+        return mark_assessed(agent, tier) if assessed else agent
+
+    return make
+
+
+@pytest.fixture
+def agent_with_key(make_agent, admin_user):
+    agent = make_agent("keyed-agent")
+    _, key = services.issue_key(agent, by=admin_user)
+    return agent, key
