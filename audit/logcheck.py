@@ -32,7 +32,6 @@ from .keys import PublicKey
 from .merkle import Frontier, leaf_hash
 from .timefmt import parse_timestamp
 
-
 # When several checks fail at one seq, report the most specific first.
 CHECK_ORDER = ("sequence", "chain", "content", "leaf_hash", "signature", "truncation", "checkpoint")
 

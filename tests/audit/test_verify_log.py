@@ -28,7 +28,7 @@ from audit.models import (
     PendingEvent,
     SessionEventCounter,
 )
-from audit.services import integrate_pending, record, sign_checkpoint
+from audit.services import integrate_pending, record
 
 N_EVENTS = 10_000
 
