@@ -123,7 +123,7 @@ def agent_register(request: HttpRequest) -> HttpResponse:
                     by=request.user,
                 )
             except WardenError as exc:
-                errors = exc.fields or {"__all__": [exc.message]}
+                errors = exc.fields or {"form": [exc.message]}
             else:
                 messages.success(
                     request, f"Agent {agent.name} registered. Assess it before it opens sessions."
@@ -172,7 +172,7 @@ def agent_contain(request: HttpRequest, agent_id, action: str) -> HttpResponse:
     try:
         agent = spec["service"](agent, by=request.user, reason=reason)
     except WardenError as exc:
-        context["errors"] = exc.fields or {"__all__": [exc.message]}
+        context["errors"] = exc.fields or {"form": [exc.message]}
         context["reason"] = reason
         return render(request, template, context, status=exc.status)
     message = (
@@ -206,7 +206,7 @@ def session_halt(request: HttpRequest, session_id) -> HttpResponse:
     try:
         services.halt_session(session, by=request.user, reason=reason)
     except WardenError as exc:
-        context["errors"] = exc.fields or {"__all__": [exc.message]}
+        context["errors"] = exc.fields or {"form": [exc.message]}
         context["reason"] = reason
         return render(request, template, context, status=exc.status)
     message = f"Session {str(session.id)[:8]} halted."
@@ -249,7 +249,7 @@ def key_revoke(request: HttpRequest, agent_id, key_id) -> HttpResponse:
     try:
         services.revoke_key(key, by=request.user, reason=request.POST.get("reason", ""))
     except WardenError as exc:
-        context["errors"] = exc.fields or {"__all__": [exc.message]}
+        context["errors"] = exc.fields or {"form": [exc.message]}
         return render(request, "console/key_revoke.html", context, status=exc.status)
     messages.success(request, f"Key {key.prefix} revoked.")
     return redirect("agent-tab", agent_id=agent.id, tab="adapt")

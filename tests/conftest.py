@@ -111,3 +111,41 @@ def agent_with_key(make_agent, admin_user):
     agent = make_agent("keyed-agent")
     _, key = services.issue_key(agent, by=admin_user)
     return agent, key
+
+
+# --- live server (uvicorn: HTTP + websockets) and browser ------------------------------
+@pytest.fixture
+def asgi_server(transactional_db):
+    """The real ASGI application on uvicorn, in a thread, against the test database."""
+    from tests.liveserver import LiveServer
+
+    server = LiveServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    from tests.liveserver import launch_browser
+
+    playwright, chromium = launch_browser()
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+        playwright.stop()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        yield page
+    finally:
+        context.close()
