@@ -19,6 +19,9 @@ from tests.helpers import PRODUCTION, mark_assessed
 
 
 def pytest_collection_modifyitems(config, items):
+    # Browser tests last: Playwright's sync API keeps an event loop in the main thread
+    # while it runs, which asyncio tests must not meet.
+    items.sort(key=lambda item: "browser" in item.keywords)
     if PRODUCTION:
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)")
@@ -49,11 +52,13 @@ def _isolated_keys(tmp_path_factory):
     """The suite signs with its own keys, never the developer's var/keys."""
     from django.conf import settings
 
-    saved = settings.WARDEN_KEY_DIR, settings.WARDEN_SIGNING_KEY
+    saved = settings.WARDEN_KEY_DIR, settings.WARDEN_SIGNING_KEY, settings.PASSWORD_HASHERS
     settings.WARDEN_KEY_DIR = tmp_path_factory.mktemp("keys")
     settings.WARDEN_SIGNING_KEY = ""
+    # Test users need no slow password hashing (production keeps Django's PBKDF2).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     yield
-    settings.WARDEN_KEY_DIR, settings.WARDEN_SIGNING_KEY = saved
+    settings.WARDEN_KEY_DIR, settings.WARDEN_SIGNING_KEY, settings.PASSWORD_HASHERS = saved
 
 
 @pytest.fixture
@@ -117,17 +122,25 @@ def agent_with_key(make_agent, admin_user):
 @pytest.fixture
 def asgi_server(transactional_db):
     """The real ASGI application on uvicorn, in a thread, against the test database."""
+    from django.db import connections as handler
+
     from tests.liveserver import LiveServer
 
+    # Server threads must close their connections after each request, or the test
+    # database cannot be dropped at the end of the run.
+    db_settings = handler.settings["default"]
+    saved_age = db_settings.get("CONN_MAX_AGE", 0)
+    db_settings["CONN_MAX_AGE"] = 0
     server = LiveServer()
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        db_settings["CONN_MAX_AGE"] = saved_age
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium driven by Playwright (never a downloaded browser)."""
     from tests.liveserver import launch_browser

@@ -67,7 +67,11 @@ def _validated(serializer_class, request):
 class AgentsView(APIView):
     permissions = {"GET": "read", "POST": "register_agent"}
 
-    @extend_schema(responses={200: AgentListOutSerializer, **ERRORS}, summary="List agents")
+    @extend_schema(
+        operation_id="agents_list",
+        responses={200: AgentListOutSerializer, **ERRORS},
+        summary="List agents",
+    )
     def get(self, request):
         agents = Agent.objects.select_related("owner").order_by("name")
         status_filter = request.query_params.get("status")
