@@ -243,18 +243,34 @@ class Keyring:
 
     def signer_for(self, moment: datetime) -> tuple[str, Ed25519PrivateKey]:
         """The private key valid at ``moment`` (falls back to the active key)."""
+        return self.signers().pick(moment)
+
+    def signers(self) -> Signers:
+        """The usable private keys with their validity, read once for a batch of events."""
         keys = self.public_keys()
         with self._lock:
             env_private = self._env_private()
-            candidates = [k for k in keys if k.covers(moment)] or [
-                k for k in keys if k.valid_until is None
-            ]
-            for key in candidates:
-                if env_private is not None and key.key_id == self._env_key_id():
-                    return key.key_id, env_private
-                private = self._load_private(key.key_id)
+            env_id = self._env_key_id() if env_private is not None else None
+            usable = []
+            for key in keys:
+                private = env_private if key.key_id == env_id else self._load_private(key.key_id)
                 if private is not None:
-                    return key.key_id, private
+                    usable.append((key, private))
+        return Signers(usable)
+
+
+class Signers:
+    def __init__(self, usable: list[tuple[PublicKey, Ed25519PrivateKey]]) -> None:
+        self.usable = usable
+        self.active = [pair for pair in usable if pair[0].valid_until is None]
+
+    def pick(self, moment: datetime) -> tuple[str, Ed25519PrivateKey]:
+        for key, private in self.usable:
+            if key.covers(moment):
+                return key.key_id, private
+        if self.active:
+            key, private = self.active[0]
+            return key.key_id, private
         raise KeyringError(f"no private signing key available for {format_timestamp(moment)}")
 
 
