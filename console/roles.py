@@ -102,6 +102,7 @@ def role_required(permission: str) -> Callable:
                 )
             return view(request, *args, **kwargs)
 
+        wrapper.warden_permission = permission  # read by the access-matrix test
         return wrapper
 
     return decorator
