@@ -34,7 +34,7 @@ def test_the_example_story_reads_flags_waits_for_approval_and_is_blocked_on_paym
     assert completed.returncode == 0, completed.stderr
     out = completed.stdout
     assert "REQUIRE_APPROVAL (tier: sensitive action at effective tier 3)" in out
-    assert "approved by reviewer budgeted" in out
+    assert "approved by reviewer — budgeted" in out
     assert "committed CTR-acme-95000.00" in out
     assert "payment.release  BLOCK (scope: payment.release is excluded)" in out
 
