@@ -4,7 +4,9 @@ Standard library plus ``httpx``; no Django. An agent opens a session, asks Warde
 each consequential action, waits for a human when asked to, and reports what happened::
 
     from decimal import Decimal
-    from warden_client import Warden, Blocked, Halted, ApprovalRejected, ApprovalExpired
+    from warden_client import (
+        ApprovalExpired, ApprovalRejected, Blocked, Halted, Warden, WardenHTTPError,
+    )
 
     warden = Warden("http://127.0.0.1:8000", "wdn_live_…", timeout=10, retries=3)
 

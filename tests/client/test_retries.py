@@ -89,11 +89,11 @@ def test_409_in_progress_waits_and_asks_again_with_the_same_key(fake, warden):
 
 
 def test_a_slow_first_attempt_times_out_then_the_retry_gets_its_answer(fake):
-    # The fake keeps the key "in progress" for 0.8 s; the client gives up reading at 0.5 s,
+    # The fake keeps the key "in progress" for 0.9 s; the client gives up reading at 0.6 s,
     # retries with the same key, is told 409 idempotency_in_progress, waits, and finally
     # receives the first attempt's response.
-    fake.action_delay.append(0.8)
-    with Warden(fake.url, fake.key, timeout=0.5, retries=2, backoff=0.01) as warden:
+    fake.action_delay.append(0.9)
+    with Warden(fake.url, fake.key, timeout=0.6, retries=2, backoff=0.01) as warden:
         with warden.session() as s:
             decision = s.propose("contract.draft", target="vendor:acme")
     sent = fake.calls("POST", ACTIONS)
