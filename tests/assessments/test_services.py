@@ -205,6 +205,9 @@ def test_the_database_refuses_truncate(stored):
         transaction.atomic(),
         connection.cursor() as cursor,
     ):
+        # Fire the deferred FK checks of this test's inserts first; otherwise PostgreSQL
+        # refuses the TRUNCATE for "pending trigger events" before our trigger is reached.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("TRUNCATE assessments_riskassessment CASCADE")
 
 
