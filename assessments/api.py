@@ -119,10 +119,14 @@ class AllErrorsSerializer(serializers.Serializer):
 
 
 class PreviewSerializer(AllErrorsSerializer):
+    """The 14 answers to score; nothing is saved."""
+
     answers = AnswersField()
 
 
 class AssessSerializer(AllErrorsSerializer):
+    """A new assessment version: the 14 answers and, from version 2 on, a reason."""
+
     answers = AnswersField()
     reason = serializers.CharField(
         max_length=2000,

@@ -136,5 +136,5 @@ class RiskAssessment(models.Model):
 
     def changes(self) -> list[dict[str, str]]:
         """What changed against the previous version (empty for version 1)."""
-        previous = self.previous.answers if self.previous_id else None
-        return scoring.changed_answers(previous, self.answers)
+        previous = self.previous
+        return scoring.changed_answers(previous.answers if previous else None, self.answers)

@@ -145,12 +145,12 @@ def panel_context(agent: Agent, answers: dict[str, str]) -> dict:
 def _steps_nav(agent: Agent, current: str, answers: dict[str, str]) -> list[dict]:
     nav = []
     for index, (slug, category_key) in enumerate(STEPS, start=1):
+        total: int | None = None
+        answered: int | None = None
         if category_key:
             category = scoring.CATEGORY_BY_KEY[category_key]
             total = len(category.parameters)
             answered = sum(1 for p in category.parameters if p.key in answers)
-        else:
-            total = answered = None
         nav.append(
             {
                 "number": index,
