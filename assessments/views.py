@@ -36,6 +36,7 @@ STEPS: tuple[tuple[str, str | None], ...] = (
     (REVIEW, None),
 )
 STEP_SLUGS = tuple(slug for slug, _ in STEPS)
+STEP_OF_CATEGORY = {category: slug for slug, category in STEPS if category}
 STEP_TITLES = {
     "base-security": "Base Security",
     "ai-specific": "AI-Specific",
@@ -167,7 +168,6 @@ def _steps_nav(agent: Agent, current: str, answers: dict[str, str]) -> list[dict
 
 
 def _wizard_context(
-    request: HttpRequest,
     agent: Agent,
     slug: str,
     answers: dict[str, str],
@@ -216,7 +216,7 @@ def _review_context(agent: Agent, latest, answers: dict[str, str]) -> dict:
     missing = _missing(answers)
     rows = []
     for category in scoring.CATEGORIES:
-        slug = STEPS[[key for _, key in STEPS].index(category.key)][0]
+        slug = STEP_OF_CATEGORY[category.key]
         for parameter in category.parameters:
             key = answers.get(parameter.key)
             rows.append(
@@ -283,7 +283,7 @@ def assessment_step(request: HttpRequest, agent_id, step: str) -> HttpResponse:
 
 
 def _render(request, agent, step, answers, errors, *, status=200) -> HttpResponse:
-    context = _wizard_context(request, agent, step, answers, errors)
+    context = _wizard_context(agent, step, answers, errors)
     template = "assessments/review.html" if step == REVIEW else "assessments/wizard.html"
     return render(request, template, context, status=status)
 
@@ -295,7 +295,7 @@ def _save(request: HttpRequest, agent: Agent, answers, errors) -> HttpResponse:
     except ValueError:
         expected = None
     if errors or _missing(answers):
-        context = _wizard_context(request, agent, REVIEW, answers, errors)
+        context = _wizard_context(agent, REVIEW, answers, errors)
         context["reason"] = reason
         context["form_errors"] = ["Some questions are unanswered; answer them before saving."]
         return render(request, "assessments/review.html", context, status=400)
@@ -304,7 +304,7 @@ def _save(request: HttpRequest, agent: Agent, answers, errors) -> HttpResponse:
             agent, answers=answers, by=request.user, reason=reason, expected_version=expected
         )
     except WardenError as exc:
-        context = _wizard_context(request, agent, REVIEW, answers, {})
+        context = _wizard_context(agent, REVIEW, answers, {})
         context["reason"] = reason
         context["form_errors"] = [exc.message]
         context["reason_errors"] = (exc.fields or {}).get("reason", [])
