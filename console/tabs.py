@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.utils.module_loading import import_string
 
 TABS = [
-    ("assess", "Assess", "console.tabs.assess_placeholder"),
+    ("assess", "Assess", "assessments.tabs.assess"),
     ("authorize", "Authorize", "console.tabs.authorize_placeholder"),
     ("monitor", "Monitor", "console.tabs.monitor_placeholder"),
     ("verify", "Verify", "console.tabs.verify_placeholder"),
