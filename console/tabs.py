@@ -49,7 +49,6 @@ def _placeholder(title: str, text: str):
     return provider
 
 
-assess_placeholder = _placeholder("Risk assessment", "The assessment wizard is not installed yet.")
 authorize_placeholder = _placeholder(
     "Authorization", "Policies, rules and guardrails are not installed yet."
 )
