@@ -141,6 +141,21 @@ def asgi_server(transactional_db):
     finally:
         server.stop()
         db_settings["CONN_MAX_AGE"] = saved_age
+        _close_server_connections()
+
+
+def _close_server_connections() -> None:
+    """Connections left open by server threads would stop the test database from being
+    dropped at the end of the run; on PostgreSQL, end them."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(scope="module")
