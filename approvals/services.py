@@ -26,8 +26,12 @@ def open_request(
     source: str,
     severity: str | None,
     effective_tier: int | None,
+    args: Any = None,
 ):
     """Open the ApprovalRequest bound to one proposed action (SPEC §4).
+
+    ``args`` are the action's arguments as redacted by the guardrails (what a reviewer may
+    see and what the agent will run with).
 
     Called by the pipeline inside the transaction that records ``action.evaluated`` with a
     REQUIRE_APPROVAL verdict; records ``approval.requested`` in the same transaction and

@@ -314,7 +314,7 @@ def _close_session(
     session.ended_at = timezone.now()
     session.end_reason = reason
     session.save(update_fields=["status", "ended_at", "end_reason"])
-    record(
+    recorded = record(
         event,
         actor=actor,
         agent_id=session.agent_id,
@@ -329,6 +329,9 @@ def _close_session(
             "spend_total": session.spend_total,
         },
     )
+    from trust.hooks import event_recorded
+
+    event_recorded(recorded)  # alignment is computed at session end (SPEC §5.3)
 
 
 def _locked_open_session(session: AgentSession) -> AgentSession:
@@ -363,6 +366,9 @@ def halt_session(
     reason = require_reason(reason)
     actor = actor or _user_actor(by)
     with transaction.atomic():
+        # Agent row first, then the session: the order every writer takes them in
+        # (revocation, proposals), so two of them never wait on each other.
+        agent = Agent.objects.select_for_update().get(pk=session.agent_id)
         locked = _locked_open_session(session)
         _close_session(
             locked,
@@ -371,7 +377,6 @@ def halt_session(
             reason=reason,
             event="session.halted",
         )
-        agent = Agent.objects.select_for_update().get(pk=locked.agent_id)
         if agent.pause_on_halt_effective and agent.status == Agent.Status.ACTIVE:
             Agent.objects.filter(pk=agent.pk).update(
                 status=Agent.Status.PAUSED, updated_at=timezone.now()

@@ -273,6 +273,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several authorization fields share a name (kind, mode, verdict): name their enums.
+    "ENUM_NAME_OVERRIDES": {
+        "LayerModeEnum": "console.authorize.models.Mode",
+        "SeverityEnum": "console.authorize.models.Severity",
+        "ActionVerdictEnum": "console.authorize.models.ActionVerdict",
+        "RuleKindEnum": "console.authorize.models.Rule.Kind",
+        "RuleVerdictEnum": "console.authorize.models.Rule.RuleVerdict",
+        "GuardrailKindEnum": "console.authorize.models.Guardrail.Kind",
+        "GuardrailModeEnum": "console.authorize.models.Guardrail.Effect",
+        "GuardrailStageEnum": "console.authorize.models.Guardrail.Stage",
+        "ResultStatusEnum": "console.authorize.models.Action.ResultStatus",
+    },
 }
 # Proposals larger than this are refused with 413 (SPEC §9 bad input).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024

@@ -207,7 +207,14 @@ class Guardrail(_Configurable):
         return self.stage == stage or self.stage == self.Stage.BOTH
 
 
-VERDICTS = ["ALLOW", "BLOCK", "HALT", "REQUIRE_APPROVAL"]
+class ActionVerdict(models.TextChoices):
+    ALLOW = "ALLOW", "Allow"
+    BLOCK = "BLOCK", "Block"
+    HALT = "HALT", "Halt"
+    REQUIRE_APPROVAL = "REQUIRE_APPROVAL", "Require approval"
+
+
+VERDICTS = ActionVerdict.values
 
 
 class Action(models.Model):

@@ -767,3 +767,7 @@ def backtest_rule(
         result.add(action, Verdict.parse(rule.verdict) if triggered else Verdict.ALLOW)
     _record_backtest("rule.backtested", result, by=by, agent=agent)
     return result
+
+
+# --- the runtime (re-exported) ----------------------------------------------------------
+from .runtime import evaluate_action, report_result  # noqa: E402, F401
