@@ -112,6 +112,8 @@ def _phone_ok(candidate: str) -> bool:
         return True
     if "(" in candidate:
         return True
+    if re.fullmatch(r"\d{3}([ -])\d{2}\1\d{4}", candidate):
+        return False  # SSN-shaped (the SSN detector decides)
     groups = re.split(r"[ .-]", candidate)
     # 555-123-4567, 020 7946 0958: at least three groups ending in four or more digits
     # (dates, IP addresses and amounts do not look like that).

@@ -269,6 +269,7 @@ def evaluate_action(
                 "effective_tier": effective_tier,
             },
         )
+        event_recorded(event)
         _record_hits(evaluation.hits, agent=agent, session=session, action_id=action_id)
         Action.objects.create(
             id=action_id,
@@ -321,7 +322,6 @@ def evaluate_action(
                 response=answer,
                 action_id=action_id,
             )
-        event_recorded(event)
     return answer
 
 
@@ -397,6 +397,7 @@ def report_result(
                 "source": outcome.source if refused else None,
             },
         )
+        event_recorded(event)
         _record_hits(hits, agent=agent, session=session, action_id=action.id)
         answer: dict[str, Any] = {
             "action_id": str(action.id),
@@ -420,5 +421,4 @@ def report_result(
                 actor=agent.actor,
                 reason=f"HALT by {outcome.source}: {outcome.reason}"[:2000],
             )
-        event_recorded(event)
     return answer

@@ -30,6 +30,7 @@ from ..patterns import is_literal, matches, sql_regex
 from ..verdicts import ENFORCE, SHADOW, Finding, Verdict
 
 NAME = "rules"
+CENTS = Decimal("0.01")
 
 
 def name_q(pattern: str) -> Q:
@@ -81,7 +82,8 @@ def check(rule, ctx: Context) -> tuple[bool, str] | None:
         total = (query.aggregate(total=Sum("amount"))["total"] or Decimal("0")) + (
             proposal.amount or Decimal("0")
         )
-        limit = rule.threshold or Decimal("0")
+        limit = (rule.threshold or Decimal("0")).quantize(CENTS)
+        total = total.quantize(CENTS)
         return (
             total > limit,
             f"{rule.pattern} amounts {total:f} within {within} (over {limit:f} triggers)",
