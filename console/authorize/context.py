@@ -89,10 +89,12 @@ class Context:
         """This agent's recorded actions up to now (the rules' and budgets' base query)."""
         from .models import Action
 
-        query = Action.objects.filter(agent_id=self.agent.id, created_at__lte=self.now)
         if self.exclude_action_id is not None:
-            query = query.exclude(pk=self.exclude_action_id)
-        return query
+            # A backtest replays a recorded action: only what happened strictly before it.
+            return Action.objects.filter(agent_id=self.agent.id, created_at__lt=self.now).exclude(
+                pk=self.exclude_action_id
+            )
+        return Action.objects.filter(agent_id=self.agent.id, created_at__lte=self.now)
 
     def history(self) -> dict[str, Any]:
         """SPEC §3.3 ``history``: one aggregate query over the last day of this agent."""

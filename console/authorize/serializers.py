@@ -254,7 +254,12 @@ def rule_document(rule: Rule) -> dict:
         "pattern": rule.pattern,
         "then_pattern": rule.then_pattern or None,
         "window_seconds": rule.window_seconds,
-        "threshold": format(rule.threshold, "f") if rule.threshold is not None else None,
+        # A count for rate rules, an amount (decimal string) for cumulative ones.
+        "threshold": None
+        if rule.threshold is None
+        else int(rule.threshold)
+        if rule.kind == "rate"
+        else format(rule.threshold.quantize(Decimal("0.01")), "f"),
         "verdict": rule.verdict,
         "severity": rule.severity,
         "priority": rule.priority,
