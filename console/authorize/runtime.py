@@ -169,7 +169,6 @@ def evaluate_action(
     from console.services import halt_session
     from trust.hooks import event_recorded
 
-    now = now or clock.now()
     with transaction.atomic():
         if idempotency_key is not None:
             _claim_key(agent.id, idempotency_key)
@@ -177,6 +176,9 @@ def evaluate_action(
             if replayed is not None:
                 return replayed
         agent, session = _lock(agent, session)
+        # Read the clock once the locks are held: a proposal that waited for another one
+        # must see it in its history (rules count actions up to now).
+        now = now or clock.now()
         if session.status in (AgentSession.Status.ENDED, AgentSession.Status.REVOKED):
             raise Conflict(f"The session is {session.status}.", code=f"session_{session.status}")
         halted = session.status == AgentSession.Status.HALTED
