@@ -178,6 +178,12 @@ def revoke_agent(agent: Agent, *, by, reason: str) -> Agent:
     actor = _user_actor(by)
     with transaction.atomic():
         now = timezone.now()
+        # Open sessions before the agent row: the order proposals and halts take them in.
+        sessions = list(
+            AgentSession.objects.select_for_update().filter(
+                agent=agent, status=AgentSession.Status.OPEN
+            )
+        )
         current = Agent.objects.select_for_update().get(pk=agent.pk)
         if current.status == Agent.Status.REVOKED:
             raise Conflict("The agent is already revoked.", code="agent_revoked")
@@ -198,11 +204,6 @@ def revoke_agent(agent: Agent, *, by, reason: str) -> Agent:
                 "to": Agent.Status.REVOKED,
                 "keys_revoked": [str(k) for k in keys],
             },
-        )
-        sessions = list(
-            AgentSession.objects.select_for_update().filter(
-                agent=agent, status=AgentSession.Status.OPEN
-            )
         )
         for session in sessions:
             _close_session(
@@ -366,9 +367,8 @@ def halt_session(
     reason = require_reason(reason)
     actor = actor or _user_actor(by)
     with transaction.atomic():
-        # Agent row first, then the session: the order every writer takes them in
-        # (revocation, proposals), so two of them never wait on each other.
-        agent = Agent.objects.select_for_update().get(pk=session.agent_id)
+        # The session first, then its agent: the order every writer takes them in
+        # (proposals, revocation), so two of them never wait on each other.
         locked = _locked_open_session(session)
         _close_session(
             locked,
@@ -377,6 +377,7 @@ def halt_session(
             reason=reason,
             event="session.halted",
         )
+        agent = Agent.objects.select_for_update().get(pk=locked.agent_id)
         if agent.pause_on_halt_effective and agent.status == Agent.Status.ACTIVE:
             Agent.objects.filter(pk=agent.pk).update(
                 status=Agent.Status.PAUSED, updated_at=timezone.now()

@@ -7,8 +7,12 @@
    is the same (422 ``idempotency_key_reused`` otherwise); while the first request is still
    being evaluated a second one gets 409 ``idempotency_in_progress`` (PostgreSQL: a
    try-lock on the key; SQLite serialises writers, so the second waits and is replayed).
-2. Row locks on the agent, then the session (the order every writer uses), so concurrent
-   proposals cannot overspend a budget or slip past a rule's count together.
+2. A row lock on the session: proposals of one session are decided one after the other,
+   so they cannot overspend a session budget or slip past a rule's count together.
+   Proposals of *different* sessions of one agent run in parallel: each sees the actions
+   committed before it, so the per-day spend budget and rule counts may miss proposals
+   being decided at that very moment in another session (at most one per concurrent
+   session).
 3. The session must be open: ``ended`` / ``revoked`` → 409 ``session_ended`` /
    ``session_revoked`` (nothing is evaluated; the API records ``access.denied``). A
    ``halted`` session answers HALT (source ``session``, severity minor) to every later
@@ -102,11 +106,16 @@ def _replay(agent, key: str, digest: str) -> dict | None:
 
 
 def _lock(agent, session):
-    from console.models import Agent, AgentSession
+    """Lock the session row (budgets are checked and counters moved under it).
 
-    agent = Agent.objects.select_for_update().get(pk=agent.pk)
-    session = AgentSession.objects.select_for_update().get(pk=session.pk)
-    return agent, session
+    The agent row is not locked: proposals of different sessions run in parallel (a lock
+    per agent would queue every proposal of a busy agent behind one another). The agent
+    was read by authentication at the start of this request, so its status, tier, scope
+    and settings are current. Lock order everywhere: sessions before their agent.
+    """
+    from console.models import AgentSession
+
+    return agent, AgentSession.objects.select_for_update().get(pk=session.pk)
 
 
 def load_config(agent) -> Config:
@@ -163,7 +172,12 @@ def evaluate_action(
     request_digest: str | None = None,
     now=None,
 ) -> dict[str, Any]:
-    """Decide one proposed action (see the module docstring); returns the SPEC §9 answer."""
+    """Decide one proposed action (see the module docstring); returns the SPEC §9 answer.
+
+    ``agent`` is the agent as read at the start of this request (the API's authentication
+    reads it on every request), so its effective tier, scope and settings are current.
+    ``now`` replaces the pipeline's clock (tests of multi-day stories).
+    """
     from approvals.services import open_request
     from console.models import AgentSession
     from console.services import halt_session

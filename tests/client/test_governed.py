@@ -287,9 +287,8 @@ def test_a_call_with_wrong_arguments_fails_like_python_before_asking(fake, warde
 
 def test_require_approval_without_a_request_to_wait_on_does_not_run(fake, warden):
     # SPEC §9: approval_id is optional; a server without an approval queue sends none.
-    from warden_client import ApprovalUnavailable
-
     from tests.client.fake_warden import Fault
+    from warden_client import ApprovalUnavailable
 
     answer = {
         "action_id": "6c2f1d2e-2b1b-4f4f-9a55-5a8d2c1e0f11",

@@ -267,3 +267,13 @@ def test_a_result_may_come_after_the_session_ended(agent_api):
         == 200
     )
     assert events_of("action.completed")[0].result == "failed"
+
+
+def test_the_effective_tier_of_the_request_decides(agent_api):
+    from console.models import Agent
+
+    agent, client, session_id = agent_api
+    body = {"name": "invoice.pay", "sensitive": True}
+    assert post_action(client, session_id, body).json()["verdict"] == "ALLOW"
+    Agent.objects.filter(pk=agent.pk).update(effective_tier=3)  # trust moved meanwhile
+    assert post_action(client, session_id, body).json()["verdict"] == "REQUIRE_APPROVAL"

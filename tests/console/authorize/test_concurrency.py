@@ -1,5 +1,6 @@
-"""Concurrent proposals on PostgreSQL (SPEC §3.2): budgets are not overspent, rule counts
-are exact, and a key still being evaluated answers 409 ``idempotency_in_progress``."""
+"""Concurrent proposals on PostgreSQL (SPEC §3.2): a session's budgets are not overspent,
+rule counts are exact within a session, sessions of one agent do not wait for each other,
+and a key still being evaluated answers 409 ``idempotency_in_progress``."""
 
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ def test_concurrent_proposals_cannot_overspend_the_session(transactional_db, gov
     assert session.spend_total == Decimal("1000") and session.status == "halted"
 
 
-def test_a_rate_rule_counts_exactly_under_concurrency(transactional_db, governed, admin_user):
+def test_a_rate_rule_counts_exactly_under_concurrency_within_a_session(
+    transactional_db, governed, admin_user
+):
     authz.create_rule(
         by=admin_user,
         name="burst",
@@ -53,16 +56,36 @@ def test_a_rate_rule_counts_exactly_under_concurrency(transactional_db, governed
         threshold=3,
         verdict="block",
     )
-    agent, _ = governed()
-    sessions = [services.open_session(agent) for _ in range(8)]
+    agent, session = governed()
 
     @in_thread
-    def commit(session):
+    def commit(_):
         return authz.evaluate_action(agent, session, name="contract.commit")["verdict"]
 
     with ThreadPoolExecutor(8) as pool:
-        verdicts = list(pool.map(commit, sessions))
+        verdicts = list(pool.map(commit, range(8)))
     assert sorted(verdicts) == ["ALLOW"] * 3 + ["BLOCK"] * 5
+
+
+def test_sessions_of_one_agent_are_decided_in_parallel(transactional_db, governed, monkeypatch):
+    # Two sessions of one agent do not wait for each other: only a session is locked.
+    agent, first = governed()
+    second = services.open_session(agent)
+    inside = threading.Barrier(2, timeout=5)
+    real_run = pipeline.run
+
+    def meeting_run(ctx, *args, **kwargs):
+        inside.wait()  # both proposals are inside their transactions at once
+        return real_run(ctx, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run", meeting_run)
+
+    @in_thread
+    def propose(session):
+        return authz.evaluate_action(agent, session, name="x")["verdict"]
+
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(propose, [first, second])) == ["ALLOW", "ALLOW"]
 
 
 def test_a_key_still_being_evaluated_answers_409_then_the_first_answer(

@@ -585,6 +585,7 @@ def test_the_effective_tier_is_read_at_request_time(governed):
     agent, session = governed(tier=2)
     assert propose(agent, session, "x", sensitive=True)["verdict"] == "ALLOW"
     Agent.objects.filter(pk=agent.pk).update(effective_tier=3)
+    agent = Agent.objects.get(pk=agent.pk)  # the next request authenticates it afresh
     assert propose(agent, session, "x", sensitive=True)["verdict"] == "REQUIRE_APPROVAL"
     assert events_of("action.evaluated")[-1].payload["effective_tier"] == 3
 

@@ -197,7 +197,16 @@ def test_the_example_agent_runs_against_the_real_server(asgi_server, procurement
     agent, key = procurement_agent
     script = Path(__file__).resolve().parents[3] / "examples" / "procurement_agent.py"
     completed = subprocess.run(
-        [sys.executable, str(script), "--url", asgi_server.url, "--key", key, "--approval-timeout", "5"],
+        [
+            sys.executable,
+            str(script),
+            "--url",
+            asgi_server.url,
+            "--key",
+            key,
+            "--approval-timeout",
+            "5",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -207,6 +216,8 @@ def test_the_example_agent_runs_against_the_real_server(asgi_server, procurement
     assert "contract.commit  REQUIRE_APPROVAL" in out
     assert "not committed: no approval request to wait on" in out
     assert "payment.release  BLOCK (scope: payment.release is excluded by the agent's scope)" in out
-    names = list(Action.objects.filter(agent=agent).order_by("created_at").values_list("name", "verdict"))
+    names = list(
+        Action.objects.filter(agent=agent).order_by("created_at").values_list("name", "verdict")
+    )
     assert names[-2:] == [("contract.commit", "REQUIRE_APPROVAL"), ("payment.release", "BLOCK")]
     assert agent.sessions.get().status == "ended"
