@@ -19,6 +19,7 @@ Environment variables:
     WARDEN_INTEGRATOR  "inline" (log fields appended right after each commit, in the same
                        process) or "process" (a separate `manage.py run_integrator`)
     OPA_URL            delegate Rego policies to an external OPA server
+    WARDEN_DB_POOL_SIZE  PostgreSQL connections pooled per process (default 10; 0: no pool)
 """
 
 from __future__ import annotations
@@ -138,6 +139,19 @@ if EMBEDDED:
 else:
     DATABASES = {
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+    }
+
+# PostgreSQL: one connection pool per process (psycopg_pool). Under ASGI each request runs
+# in a thread of its own, so persistent connections (CONN_MAX_AGE) would open a connection
+# per concurrent request and leave it to the garbage collector; the pool bounds and reuses
+# them. WARDEN_DB_POOL_SIZE (default 10) is the most one process holds; 0 turns it off.
+DB_POOL_SIZE = int(os.environ.get("WARDEN_DB_POOL_SIZE") or 10)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_SIZE,
+        "timeout": 10,
     }
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

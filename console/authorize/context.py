@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, Sum
-
 from audit.timefmt import format_timestamp
 
 from .verdicts import Finding
@@ -99,22 +97,9 @@ class Context:
     def history(self) -> dict[str, Any]:
         """SPEC §3.3 ``history``: one aggregate query over the last day of this agent."""
         if self._history is None:
-            hour = self.now - dt.timedelta(hours=1)
-            day = self.now - dt.timedelta(days=1)
-            row = (
-                self.actions()
-                .filter(created_at__gt=day)
-                .aggregate(
-                    actions_last_day=Count("id"),
-                    actions_last_hour=Count("id", filter=Q(created_at__gt=hour)),
-                    spend_last_day=Sum("amount", filter=Q(verdict__in=COMMITTED_VERDICTS)),
-                )
-            )
-            self._history = {
-                "actions_last_hour": row["actions_last_hour"] or 0,
-                "actions_last_day": row["actions_last_day"] or 0,
-                "spend_last_day": row["spend_last_day"] or Decimal("0"),
-            }
+            from . import history
+
+            self._history = history.last_day(self)
         return self._history
 
     def policy_input(self) -> dict[str, Any]:

@@ -312,3 +312,20 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent_id} {self.key}"
+
+
+class ConfigVersion(models.Model):
+    """One row whose ``token`` changes with every write of a policy, rule or guardrail.
+
+    Each process caches the live configuration under the token it read
+    (``console.authorize.runtime.load_config``): a proposal reads one small row instead of
+    loading every policy, rule and guardrail. A random token, not a counter, so a cache
+    can never mistake a restored or re-created database for the state it saw.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    token = models.UUIDField(default=uuid.uuid4)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return str(self.token)

@@ -36,6 +36,7 @@ the action ran before.
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 import zlib
 from decimal import Decimal
@@ -52,7 +53,7 @@ from console.errors import Conflict, Invalid, NotFound, Unprocessable
 from . import clock, pipeline, selectors
 from .context import COMMITTED_VERDICTS, Config, Context, Proposal
 from .layers import guardrails as guardrail_layer
-from .models import Action, IdempotencyRecord
+from .models import Action, ConfigVersion, IdempotencyRecord
 from .verdicts import Finding, Verdict, combine
 
 # pg_try_advisory_xact_lock(class, key) class for idempotency keys ("WIDP").
@@ -118,12 +119,44 @@ def _lock(agent, session):
     return agent, AgentSession.objects.select_for_update().get(pk=session.pk)
 
 
-def load_config(agent) -> Config:
-    return Config(
-        policies=selectors.applicable_policies(agent),
-        rules=selectors.applicable_rules(agent),
-        guardrails=selectors.applicable_guardrails(agent),
+_config_lock = threading.Lock()
+_config_cache: tuple[Any, tuple[list, list, list]] | None = None
+
+
+def _config_token():
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT token FROM {ConfigVersion._meta.db_table} WHERE id = 1")
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _live_config() -> tuple[list, list, list]:
+    """Every active policy, rule and guardrail, read once per configuration version."""
+    global _config_cache
+    token = _config_token()
+    cached = _config_cache
+    if token is not None and cached is not None and cached[0] == token:
+        return cached[1]
+    loaded = (
+        list(selectors.applicable_policies(None, every_agent=True)),
+        list(selectors.applicable_rules(None, every_agent=True)),
+        list(selectors.applicable_guardrails(None, every_agent=True)),
     )
+    if token is not None:
+        with _config_lock:
+            _config_cache = (token, loaded)
+    return loaded
+
+
+def load_config(agent) -> Config:
+    """The configuration that applies to ``agent`` (for it or for every agent), in
+    evaluation order; the shared part is cached per configuration version (one query)."""
+    policies, rules, guardrails = _live_config()
+
+    def mine(items):
+        return [item for item in items if item.agent_id is None or item.agent_id == agent.id]
+
+    return Config(policies=mine(policies), rules=mine(rules), guardrails=mine(guardrails))
 
 
 def _session_fields(session) -> dict:
@@ -222,7 +255,7 @@ def evaluate_action(
             args_sha256=args_sha256(args),
         )
         if halted:
-            config = Config(guardrails=selectors.applicable_guardrails(agent))
+            config = Config(guardrails=load_config(agent).guardrails)
             ctx = Context(agent, session, proposal, now, config)
             refusal = Finding(
                 "session", "session", Verdict.HALT, "the session is halted", severity="minor"
@@ -389,7 +422,7 @@ def report_result(
         ):
             raise Conflict("This action has no granted approval.", code="approval_not_granted")
 
-        guardrails = selectors.applicable_guardrails(agent)
+        guardrails = load_config(agent).guardrails
         findings, redacted, hits = guardrail_layer.run(guardrails, stage="output", document=output)
         outcome = combine(findings)
         refused = outcome.verdict in (Verdict.BLOCK, Verdict.HALT)

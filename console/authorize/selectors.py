@@ -32,30 +32,26 @@ def live_guardrails(agent=None) -> QuerySet[Guardrail]:
     return _for_agent(query, agent) if agent is not None else query
 
 
-def applicable_policies(agent) -> list[Policy]:
-    """What the pipeline evaluates for ``agent``: enforce or shadow, by name."""
-    return list(
-        _for_agent(Policy.objects.filter(deleted_at__isnull=True, mode__in=ACTIVE), agent).order_by(
-            "name"
-        )
-    )
+def _applicable(queryset: QuerySet, agent, every_agent: bool) -> QuerySet:
+    return queryset if every_agent else _for_agent(queryset, agent)
 
 
-def applicable_rules(agent) -> list[Rule]:
+def applicable_policies(agent, *, every_agent: bool = False) -> list[Policy]:
+    """What the pipeline evaluates for ``agent`` (or for any agent): enforce or shadow, by
+    name."""
+    query = Policy.objects.filter(deleted_at__isnull=True, mode__in=ACTIVE)
+    return list(_applicable(query, agent, every_agent).order_by("name"))
+
+
+def applicable_rules(agent, *, every_agent: bool = False) -> list[Rule]:
     """By priority (100 first), then name."""
-    return list(
-        _for_agent(Rule.objects.filter(deleted_at__isnull=True, mode__in=ACTIVE), agent).order_by(
-            "-priority", "name"
-        )
-    )
+    query = Rule.objects.filter(deleted_at__isnull=True, mode__in=ACTIVE)
+    return list(_applicable(query, agent, every_agent).order_by("-priority", "name"))
 
 
-def applicable_guardrails(agent) -> list[Guardrail]:
-    return list(
-        _for_agent(
-            Guardrail.objects.filter(deleted_at__isnull=True, enforcement__in=ACTIVE), agent
-        ).order_by("name")
-    )
+def applicable_guardrails(agent, *, every_agent: bool = False) -> list[Guardrail]:
+    query = Guardrail.objects.filter(deleted_at__isnull=True, enforcement__in=ACTIVE)
+    return list(_applicable(query, agent, every_agent).order_by("name"))
 
 
 def actions_of(agent, *, start=None, end=None) -> QuerySet[Action]:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.services import record
@@ -45,7 +45,7 @@ from . import canary, rego, validation
 from .context import Config, Context, Proposal
 from .layers import policies as policy_layer
 from .layers import rules as rule_layer
-from .models import Action, Guardrail, Mode, Policy, Rule
+from .models import Action, ConfigVersion, Guardrail, Mode, Policy, Rule
 from .validation import UNSET
 from .verdicts import Verdict
 
@@ -97,6 +97,22 @@ def _locked(model, obj):
     return current
 
 
+def _config_changed() -> None:
+    """Give the configuration a new version token, in the caller's transaction: every
+    process reloads its cached policies, rules and guardrails (runtime.load_config)."""
+    table = ConfigVersion._meta.db_table
+    token = ConfigVersion._meta.get_field("token").get_db_prep_value(uuid.uuid4(), connection)
+    moment = ConfigVersion._meta.get_field("changed_at").get_db_prep_value(
+        timezone.now(), connection
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (id, token, changed_at) VALUES (1, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET token = excluded.token, changed_at = excluded.changed_at",
+            [token, moment],
+        )
+
+
 # --- policies -----------------------------------------------------------------------
 def validate_module(module: str) -> list[rego.CompileProblem]:
     """Compile problems of a Rego module, each with line and column; [] when it compiles."""
@@ -143,6 +159,7 @@ def create_policy(
                 mode=clean["mode"],
                 created_by=None if isinstance(by, str) else by,
             )
+            _config_changed()
             record(
                 "policy.created",
                 actor=_actor(by),
@@ -197,6 +214,7 @@ def update_policy(
                 raise _taken("policy")
             current.version += 1
             current.save()
+            _config_changed()
             record(
                 "policy.changed",
                 actor=_actor(by),
@@ -221,6 +239,7 @@ def delete_policy(policy: Policy, *, by, reason: str = "") -> Policy:
         current.mode = Mode.DISABLED
         current.version += 1
         current.save()
+        _config_changed()
         record(
             "policy.changed",
             actor=_actor(by),
@@ -262,6 +281,7 @@ def create_rule(*, by, agent=None, **fields: Any) -> Rule:
             rule = Rule.objects.create(
                 agent=agent, created_by=None if isinstance(by, str) else by, **clean
             )
+            _config_changed()
             record(
                 "rule.created",
                 actor=_actor(by),
@@ -291,6 +311,7 @@ def update_rule(rule: Rule, *, by, agent=UNSET, reason: str = "", **fields: Any)
                 raise _taken("rule")
             current.version += 1
             current.save()
+            _config_changed()
             record(
                 "rule.changed",
                 actor=_actor(by),
@@ -314,6 +335,7 @@ def delete_rule(rule: Rule, *, by, reason: str = "") -> Rule:
         current.mode = Mode.DISABLED
         current.version += 1
         current.save()
+        _config_changed()
         record(
             "rule.changed",
             actor=_actor(by),
@@ -357,6 +379,7 @@ def create_guardrail(*, by, agent=None, **fields: Any) -> Guardrail:
             if tokens is not UNSET:
                 guardrail.secret = canary.seal(tokens)
             guardrail.save()
+            _config_changed()
             record(
                 "guardrail.created",
                 actor=_actor(by),
@@ -399,6 +422,7 @@ def update_guardrail(
                 raise _taken("guardrail")
             current.version += 1
             current.save()
+            _config_changed()
             record(
                 "guardrail.changed",
                 actor=_actor(by),
@@ -425,6 +449,7 @@ def delete_guardrail(guardrail: Guardrail, *, by, reason: str = "") -> Guardrail
         current.enforcement = Mode.DISABLED
         current.version += 1
         current.save()
+        _config_changed()
         record(
             "guardrail.changed",
             actor=_actor(by),
@@ -466,6 +491,8 @@ def ensure_default_guardrails() -> int:
         clean.pop("tokens")
         Guardrail.objects.create(**clean)
         created += 1
+    if created:
+        _config_changed()
     return created
 
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db.models import Q, Sum
+from django.db.models import Q
 
+from .. import history
 from ..context import Context, LayerResult
 from ..patterns import is_literal, matches, sql_regex
 from ..verdicts import ENFORCE, SHADOW, Finding, Verdict
@@ -53,33 +54,23 @@ def check(rule, ctx: Context) -> tuple[bool, str] | None:
     """(triggered, reason) for one rule, or None when it does not apply to this action."""
     proposal = ctx.proposal
     name = proposal.name
-    base = ctx.actions()
     since = ctx.now - dt.timedelta(seconds=rule.window_seconds) if rule.window_seconds else None
     within = window_text(rule.window_seconds)
     if rule.kind == "sequence":
         if not matches(name, rule.then_pattern):
             return None
-        query = base.filter(name_q(rule.pattern))
-        if since is not None:
-            query = query.filter(created_at__gt=since)
-        if query.exists():
+        if history.exists(ctx, pattern=rule.pattern, since=since):
             return True, f"{rule.pattern} then {name} within {within}"
         return False, f"no {rule.pattern} before {name} within {within}"
     if not matches(name, rule.pattern):
         return None
     if rule.kind == "rate":
-        query = base.filter(name_q(rule.pattern))
-        if since is not None:
-            query = query.filter(created_at__gt=since)
-        count = query.count() + 1
+        count = history.count(ctx, pattern=rule.pattern, since=since) + 1
         limit = int(rule.threshold or 0)
         text = f"{count} {rule.pattern} within {within} (more than {limit} triggers)"
         return count > limit, text
     if rule.kind == "cumulative":
-        query = base.filter(name_q(rule.pattern))
-        if since is not None:
-            query = query.filter(created_at__gt=since)
-        total = (query.aggregate(total=Sum("amount"))["total"] or Decimal("0")) + (
+        total = history.total(ctx, pattern=rule.pattern, since=since) + (
             proposal.amount or Decimal("0")
         )
         limit = (rule.threshold or Decimal("0")).quantize(CENTS)
@@ -91,12 +82,7 @@ def check(rule, ctx: Context) -> tuple[bool, str] | None:
     if rule.kind == "first_seen":
         if not proposal.target:
             return None
-        query = base.filter(target=proposal.target).filter(
-            Q(verdict="ALLOW") | Q(result_status__isnull=False)
-        )
-        if since is not None:
-            query = query.filter(created_at__gt=since)
-        if query.exists():
+        if history.exists(ctx, target=proposal.target, since=since, seen=True):
             return False, f"{proposal.target} seen before"
         return True, f"first time this agent acts on {proposal.target}"
     return None
