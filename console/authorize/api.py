@@ -84,6 +84,27 @@ def _idempotency_key(request, *, required: bool) -> str | None:
 
 
 # --- agent endpoints ---------------------------------------------------------------------
+def _own_session(request, session_id):
+    """The caller's session as ``(id, agent_id)`` only — the service locks and reads it —
+    or 404 (another agent's session is not disclosed; that attempt is ``access.denied``)."""
+    from django.db import connection
+
+    from console.models import AgentSession
+
+    session_uuid = _uuid(session_id, "session")
+    meta = AgentSession._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT agent_id FROM {meta.db_table} WHERE id = %s",
+            [meta.pk.get_db_prep_value(session_uuid, connection)],
+        )
+        row = cursor.fetchone()
+    owner = meta.get_field("agent").to_python(row[0]) if row else None
+    if owner != request.user.agent.id:
+        return own_session(request, session_id)  # records the refusal and raises 404
+    return AgentSession(id=session_uuid, agent_id=owner)
+
+
 class ActionsView(RecordsRefusals, AgentEndpoint, APIView):
     @extend_schema(
         request=ProposalSerializer,
@@ -96,7 +117,7 @@ class ActionsView(RecordsRefusals, AgentEndpoint, APIView):
     def post(self, request, session_id):
         key = _idempotency_key(request, required=True)
         raw, data = _body(request, ProposalSerializer)
-        session = own_session(request, session_id)
+        session = _own_session(request, session_id)
         answer = services.evaluate_action(
             request.user.agent,
             session,
@@ -122,7 +143,7 @@ class ResultView(RecordsRefusals, AgentEndpoint, APIView):
     def post(self, request, session_id, action_id):
         key = _idempotency_key(request, required=False)
         _, data = _body(request, ResultSerializer)
-        session = own_session(request, session_id)
+        session = _own_session(request, session_id)
         answer = services.report_result(
             request.user.agent,
             session,

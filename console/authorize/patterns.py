@@ -41,6 +41,10 @@ def pattern_error(pattern: object) -> str | None:
         return "Backslashes and nested [ are not supported in patterns."
     if any(ord(c) < 32 for c in pattern):
         return "Control characters are not allowed."
+    try:
+        compile_regex(pattern)
+    except re.error:
+        return "Not a valid pattern (a [set] has a reversed range?)."
     return None
 
 

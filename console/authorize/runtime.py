@@ -43,14 +43,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from audit import canonical
 from audit.services import record
 from console.errors import Conflict, Invalid, NotFound, Unprocessable
 
-from . import clock, pipeline, selectors
+from . import clock, pipeline, rows, selectors
 from .context import COMMITTED_VERDICTS, Config, Context, Proposal
 from .layers import guardrails as guardrail_layer
 from .models import Action, ConfigVersion, IdempotencyRecord
@@ -75,35 +74,26 @@ def request_sha256(session_id: Any, body: Any) -> str:
     return hashlib.sha256(str(session_id).encode() + b"\x00" + canonical.dumps(body)).hexdigest()
 
 
-def _claim_key(agent_id: Any, key: str) -> None:
-    if connection.vendor != "postgresql":
-        return  # SQLite: the IMMEDIATE transaction already serialises writers
-    lock_key = zlib.crc32(f"{agent_id}:{key}".encode()) - 2**31  # a signed int4
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_try_advisory_xact_lock(%s, %s)", [IDEMPOTENCY_LOCK_CLASS, lock_key]
-        )
-        if not cursor.fetchone()[0]:
-            raise Conflict(
-                "The first request with this Idempotency-Key is still being evaluated.",
-                code="idempotency_in_progress",
-            )
-
-
 def _replay(agent, key: str, digest: str) -> dict | None:
-    stored = (
-        IdempotencyRecord.objects.filter(agent_id=agent.id, key=key)
-        .values_list("request_sha256", "response")
-        .first()
-    )
-    if stored is None:
+    """The stored answer for this (agent, key), or None to evaluate (see the module
+    docstring); raises 409 while another request holds the key, 422 for another body."""
+    lock = None
+    if connection.vendor == "postgresql":
+        lock = (IDEMPOTENCY_LOCK_CLASS, zlib.crc32(f"{agent.id}:{key}".encode()) - 2**31)
+    claimed, stored_digest, response = rows.stored_answer(IdempotencyRecord, agent.id, key, lock)
+    if not claimed:
+        raise Conflict(
+            "The first request with this Idempotency-Key is still being evaluated.",
+            code="idempotency_in_progress",
+        )
+    if stored_digest is None:
         return None
-    if stored[0] != digest:
+    if stored_digest != digest:
         raise Unprocessable(
             "This Idempotency-Key was already used for a different request.",
             code="idempotency_key_reused",
         )
-    return stored[1]
+    return response
 
 
 def _lock(agent, session):
@@ -116,7 +106,7 @@ def _lock(agent, session):
     """
     from console.models import AgentSession
 
-    return agent, AgentSession.objects.select_for_update().get(pk=session.pk)
+    return agent, rows.locked(AgentSession, session.pk)
 
 
 _config_lock = threading.Lock()
@@ -218,7 +208,6 @@ def evaluate_action(
 
     with transaction.atomic():
         if idempotency_key is not None:
-            _claim_key(agent.id, idempotency_key)
             replayed = _replay(agent, idempotency_key, request_digest or "")
             if replayed is not None:
                 return replayed
@@ -320,7 +309,7 @@ def evaluate_action(
         )
         event_recorded(event)
         _record_hits(evaluation.hits, agent=agent, session=session, action_id=action_id)
-        Action.objects.create(
+        action = Action(
             id=action_id,
             agent_id=agent.id,
             session_id=session.id,
@@ -342,10 +331,9 @@ def evaluate_action(
             event_id=event.id,
             created_at=now,
         )
+        rows.insert(action)
         spend = amount if amount and str(outcome.verdict) in COMMITTED_VERDICTS else Decimal("0")
-        AgentSession.objects.filter(pk=session.pk).update(
-            action_count=F("action_count") + 1, spend_total=F("spend_total") + spend
-        )
+        rows.count_session_action(AgentSession, session.pk, spend)
         if outcome.verdict is Verdict.HALT and not halted:
             halt_session(
                 session,
@@ -364,12 +352,14 @@ def evaluate_action(
             "event_id": str(event.id),
         }
         if idempotency_key is not None:
-            IdempotencyRecord.objects.create(
-                agent_id=agent.id,
-                key=idempotency_key,
-                request_sha256=request_digest or "",
-                response=answer,
-                action_id=action_id,
+            rows.insert(
+                IdempotencyRecord(
+                    agent_id=agent.id,
+                    key=idempotency_key,
+                    request_sha256=request_digest or "",
+                    response=answer,
+                    action_id=action_id,
+                )
             )
     return answer
 
