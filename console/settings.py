@@ -206,6 +206,10 @@ CELERY_TIMEZONE = "UTC"
 # `manage.py serve` in embedded mode (console/scheduler.py), from this one table.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "audit-checkpoint": {"task": "audit.sign_checkpoint_if_due", "schedule": 15.0},
+    "console-purge-idempotency": {
+        "task": "console.purge_idempotency_records",
+        "schedule": 3600.0,
+    },
 }
 
 # --- Event log ------------------------------------------------------------------------

@@ -796,5 +796,20 @@ def backtest_rule(
     return result
 
 
+# --- housekeeping ---------------------------------------------------------------------
+IDEMPOTENCY_RETENTION = dt.timedelta(hours=24)
+
+
+def purge_idempotency_records(*, older_than: dt.timedelta = IDEMPOTENCY_RETENTION) -> int:
+    """Forget stored first answers older than ``older_than`` (default 24 hours): a client
+    retries for seconds, not days. The actions and events stay. Periodic job
+    ``console.purge_idempotency_records``; returns how many were removed."""
+    from .models import IdempotencyRecord
+
+    cutoff = timezone.now() - older_than
+    removed, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return removed
+
+
 # --- the runtime (re-exported) ----------------------------------------------------------
 from .runtime import evaluate_action, report_result  # noqa: E402, F401

@@ -277,3 +277,21 @@ def test_the_effective_tier_of_the_request_decides(agent_api):
     assert post_action(client, session_id, body).json()["verdict"] == "ALLOW"
     Agent.objects.filter(pk=agent.pk).update(effective_tier=3)  # trust moved meanwhile
     assert post_action(client, session_id, body).json()["verdict"] == "REQUIRE_APPROVAL"
+
+
+def test_stored_answers_are_forgotten_after_a_day(agent_api):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from console.tasks import purge_idempotency_records
+
+    agent, client, session_id = agent_api
+    post_action(client, session_id, {"name": "a"}, key="old")
+    post_action(client, session_id, {"name": "b"}, key="new")
+    IdempotencyRecord.objects.filter(key="old").update(
+        created_at=timezone.now() - dt.timedelta(hours=25)
+    )
+    assert purge_idempotency_records() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+    assert Action.objects.count() == 2
