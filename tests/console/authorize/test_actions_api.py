@@ -295,3 +295,24 @@ def test_stored_answers_are_forgotten_after_a_day(agent_api):
     assert purge_idempotency_records() == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
     assert Action.objects.count() == 2
+
+
+def test_the_real_server_refuses_bad_bodies_the_same_way(asgi_server, agent_with_key):
+    import httpx
+
+    agent, key = agent_with_key
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=asgi_server.url, headers=headers, timeout=20) as http:
+        session_id = http.post("/api/v1/sessions", json={}).json()["session_id"]
+        url = f"/api/v1/sessions/{session_id}/actions"
+        big = http.post(
+            url,
+            content=json.dumps({"name": "x", "args": {"b": "x" * 300_000}}),
+            headers={"Idempotency-Key": "k1"},
+        )
+        assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
+        broken = http.post(url, content=b'{"name": ', headers={"Idempotency-Key": "k2"})
+        assert broken.status_code == 400 and broken.json()["error"]["code"] == "malformed_json"
+        ok = http.post(url, json={"name": "invoice.read"}, headers={"Idempotency-Key": "k3"})
+        assert ok.status_code == 200 and ok.json()["verdict"] == "ALLOW"
+    assert denied() == [("payload_too_large", 413), ("malformed_json", 400)]
