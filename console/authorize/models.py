@@ -225,7 +225,10 @@ class Action(models.Model):
         ERROR = "error", "Error"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    agent = models.ForeignKey("console.Agent", on_delete=models.PROTECT, related_name="actions")
+    # No single-column index: the composite indexes below all start with the agent.
+    agent = models.ForeignKey(
+        "console.Agent", on_delete=models.PROTECT, related_name="actions", db_index=False
+    )
     session = models.ForeignKey(
         "console.AgentSession", on_delete=models.PROTECT, related_name="actions"
     )
@@ -290,7 +293,10 @@ class Action(models.Model):
 class IdempotencyRecord(models.Model):
     """The stored first answer to ``POST …/actions`` per (agent, Idempotency-Key)."""
 
-    agent = models.ForeignKey("console.Agent", on_delete=models.PROTECT, related_name="+")
+    # Looked up by (agent, key): the unique constraint's index serves it.
+    agent = models.ForeignKey(
+        "console.Agent", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     key = models.CharField(max_length=200)
     # SHA-256 of the session id and the canonical body: same key + other body → 422.
     request_sha256 = models.CharField(max_length=64)
