@@ -70,9 +70,16 @@ def money(value) -> Decimal:
     return Decimal(str(value)).quantize(CENTS)
 
 
-def count(ctx, *, pattern: str, since=None) -> int:
+def count(ctx, *, pattern: str, since=None, limit: int | None = None) -> int:
+    """Matching actions; with ``limit`` the scan stops after that many (a rate rule only
+    needs to know whether its threshold is passed)."""
     where, params = _where(ctx, since=since, pattern=pattern)
-    return _one(f"SELECT COUNT(*) FROM {TABLE} WHERE {where}", params)[0]
+    if limit is None:
+        return _one(f"SELECT COUNT(*) FROM {TABLE} WHERE {where}", params)[0]
+    return _one(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE {where} LIMIT %s) AS hits",
+        [*params, limit],
+    )[0]
 
 
 def total(ctx, *, pattern: str, since=None) -> Decimal:

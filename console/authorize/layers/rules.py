@@ -6,7 +6,8 @@ action being proposed, and actions that were BLOCKed or HALTed still count (they
 tried). A rule applies when the proposed action's name matches its ``pattern`` (for
 ``sequence``: its ``then_pattern``).
 
-* ``rate``: more than ``threshold`` matching actions within ``window_seconds``;
+* ``rate``: more than ``threshold`` matching actions within ``window_seconds`` (the query
+  stops counting one past the threshold; the reason then says ``N+``);
 * ``cumulative``: the sum of ``amount`` of matching actions within the window (the proposed
   one included, whatever the currency) exceeds ``threshold``;
 * ``sequence``: an action matching ``pattern`` happened within the window before this one,
@@ -65,9 +66,12 @@ def check(rule, ctx: Context) -> tuple[bool, str] | None:
     if not matches(name, rule.pattern):
         return None
     if rule.kind == "rate":
-        count = history.count(ctx, pattern=rule.pattern, since=since) + 1
         limit = int(rule.threshold or 0)
-        text = f"{count} {rule.pattern} within {within} (more than {limit} triggers)"
+        # Counting stops one past the threshold: enough to decide, and cheap for busy agents.
+        earlier = history.count(ctx, pattern=rule.pattern, since=since, limit=limit + 1)
+        count = earlier + 1
+        more = "+" if earlier > limit else ""
+        text = f"{count}{more} {rule.pattern} within {within} (more than {limit} triggers)"
         return count > limit, text
     if rule.kind == "cumulative":
         total = history.total(ctx, pattern=rule.pattern, since=since) + (

@@ -56,6 +56,7 @@ def test_counts_sums_and_existence_match_the_orm(recorded, t0, pattern, hours):
     if since:
         orm = orm.filter(created_at__gt=since)
     assert history.count(ctx, pattern=pattern, since=since) == orm.count()
+    assert history.count(ctx, pattern=pattern, since=since, limit=1) == min(1, orm.count())
     expected = orm.aggregate(s=Sum("amount"))["s"] or Decimal("0")
     assert history.total(ctx, pattern=pattern, since=since) == expected
     assert history.exists(ctx, pattern=pattern, since=since) == orm.exists()
