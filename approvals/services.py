@@ -26,8 +26,12 @@ def open_request(
     source: str,
     severity: str | None,
     effective_tier: int | None,
+    args: Any = None,
 ):
     """Open the ApprovalRequest bound to one proposed action (SPEC §4).
+
+    ``args`` are the action's arguments as redacted by the guardrails (what a reviewer may
+    see and what the agent will run with).
 
     Called by the pipeline inside the transaction that records ``action.evaluated`` with a
     REQUIRE_APPROVAL verdict; records ``approval.requested`` in the same transaction and
@@ -47,9 +51,7 @@ def consume_approval(*, action_id: Any, session, args_sha256: str) -> bool:
     return False
 
 
-def open_review(
-    agent, *, cause_event_id: Any, kind: str, reason: str, previous_tier, new_tier
-):
+def open_review(agent, *, cause_event_id: Any, kind: str, reason: str, previous_tier, new_tier):
     """Open a re-authorization review (kind ``reauthorization``) for the queue (SPEC §4, §5.4).
 
     Called by the trust app, inside its transaction, when an agent's trust tier worsens

@@ -209,3 +209,13 @@ class OperatorToken(models.Model):
 
     def __str__(self) -> str:
         return f"wdn_op_{self.prefix}_…"
+
+
+# The authorization pipeline's models live beside it (console/authorize/models.py).
+from .authorize.models import (  # noqa: E402, F401
+    Action,
+    Guardrail,
+    IdempotencyRecord,
+    Policy,
+    Rule,
+)

@@ -178,6 +178,12 @@ def revoke_agent(agent: Agent, *, by, reason: str) -> Agent:
     actor = _user_actor(by)
     with transaction.atomic():
         now = timezone.now()
+        # Open sessions before the agent row: the order proposals and halts take them in.
+        sessions = list(
+            AgentSession.objects.select_for_update().filter(
+                agent=agent, status=AgentSession.Status.OPEN
+            )
+        )
         current = Agent.objects.select_for_update().get(pk=agent.pk)
         if current.status == Agent.Status.REVOKED:
             raise Conflict("The agent is already revoked.", code="agent_revoked")
@@ -198,11 +204,6 @@ def revoke_agent(agent: Agent, *, by, reason: str) -> Agent:
                 "to": Agent.Status.REVOKED,
                 "keys_revoked": [str(k) for k in keys],
             },
-        )
-        sessions = list(
-            AgentSession.objects.select_for_update().filter(
-                agent=agent, status=AgentSession.Status.OPEN
-            )
         )
         for session in sessions:
             _close_session(
@@ -314,7 +315,7 @@ def _close_session(
     session.ended_at = timezone.now()
     session.end_reason = reason
     session.save(update_fields=["status", "ended_at", "end_reason"])
-    record(
+    recorded = record(
         event,
         actor=actor,
         agent_id=session.agent_id,
@@ -329,6 +330,9 @@ def _close_session(
             "spend_total": session.spend_total,
         },
     )
+    from trust.hooks import event_recorded
+
+    event_recorded(recorded)  # alignment is computed at session end (SPEC §5.3)
 
 
 def _locked_open_session(session: AgentSession) -> AgentSession:
@@ -363,6 +367,8 @@ def halt_session(
     reason = require_reason(reason)
     actor = actor or _user_actor(by)
     with transaction.atomic():
+        # The session first, then its agent: the order every writer takes them in
+        # (proposals, revocation), so two of them never wait on each other.
         locked = _locked_open_session(session)
         _close_session(
             locked,

@@ -19,6 +19,7 @@ Environment variables:
     WARDEN_INTEGRATOR  "inline" (log fields appended right after each commit, in the same
                        process) or "process" (a separate `manage.py run_integrator`)
     OPA_URL            delegate Rego policies to an external OPA server
+    WARDEN_DB_POOL_SIZE  PostgreSQL connections pooled per process (default 10; 0: no pool)
 """
 
 from __future__ import annotations
@@ -140,6 +141,23 @@ else:
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
     }
 
+# PostgreSQL: one connection pool per process (psycopg_pool). Under ASGI each request runs
+# in a thread of its own, so persistent connections (CONN_MAX_AGE) would open a connection
+# per concurrent request and leave it to the garbage collector; the pool bounds and reuses
+# them. WARDEN_DB_POOL_SIZE (default 10) is the most one process holds; 0 turns it off.
+DB_POOL_SIZE = int(os.environ.get("WARDEN_DB_POOL_SIZE") or 10)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_SIZE,
+        "timeout": 10,
+    }
+    # Pooled connections live long: let psycopg prepare the statements a connection runs
+    # again and again (the governed-action path runs the same two dozen), so PostgreSQL
+    # plans each once per connection instead of once per request.
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
@@ -188,6 +206,10 @@ CELERY_TIMEZONE = "UTC"
 # `manage.py serve` in embedded mode (console/scheduler.py), from this one table.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "audit-checkpoint": {"task": "audit.sign_checkpoint_if_due", "schedule": 15.0},
+    "console-purge-idempotency": {
+        "task": "console.purge_idempotency_records",
+        "schedule": 3600.0,
+    },
 }
 
 # --- Event log ------------------------------------------------------------------------
@@ -273,6 +295,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several authorization fields share a name (kind, mode, verdict): name their enums.
+    "ENUM_NAME_OVERRIDES": {
+        "LayerModeEnum": "console.authorize.models.Mode",
+        "SeverityEnum": "console.authorize.models.Severity",
+        "ActionVerdictEnum": "console.authorize.models.ActionVerdict",
+        "RuleKindEnum": "console.authorize.models.Rule.Kind",
+        "RuleVerdictEnum": "console.authorize.models.Rule.RuleVerdict",
+        "GuardrailKindEnum": "console.authorize.models.Guardrail.Kind",
+        "GuardrailModeEnum": "console.authorize.models.Guardrail.Effect",
+        "GuardrailStageEnum": "console.authorize.models.Guardrail.Stage",
+        "ResultStatusEnum": "console.authorize.models.Action.ResultStatus",
+    },
 }
 # Proposals larger than this are refused with 413 (SPEC §9 bad input).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024

@@ -11,6 +11,7 @@ from console.api.errors import json_error_view
 
 api_v1 = [
     path("", include("console.api.urls")),
+    path("", include("console.authorize.api_urls")),
     path("", include("assessments.api_urls")),
     path("", include("approvals.api_urls")),
     path("", include("trust.api_urls")),

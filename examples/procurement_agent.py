@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from warden_client import (  # noqa: E402
     ApprovalError,
+    ApprovalUnavailable,
     Blocked,
     Halted,
     Verdict,
@@ -109,7 +110,7 @@ def run(url: str, key: str, approval_timeout: float, workflow_id: str | None) ->
             sensitive=True,
         )
         say("contract.commit", f"{decision.verdict.value} ({decision.source}: {decision.reason})")
-        if decision.needs_approval:
+        if decision.needs_approval and decision.approval_id:
             say("", f"waiting for a reviewer: approval {decision.approval_id}")
         try:
             if decision.verdict is Verdict.BLOCK:
@@ -117,7 +118,8 @@ def run(url: str, key: str, approval_timeout: float, workflow_id: str | None) ->
             if decision.verdict is Verdict.HALT:
                 raise Halted(decision)
             if decision.needs_approval:
-                assert decision.approval_id is not None
+                if decision.approval_id is None:
+                    raise ApprovalUnavailable(decision)
                 approval = s.wait_for_approval(decision.approval_id, timeout=approval_timeout)
                 say("", f"approved by {approval.decided_by}{note(approval.comment)}")
             contract = f"CTR-{vendor}-{amount}"  # the ERP call would go here
@@ -125,6 +127,8 @@ def run(url: str, key: str, approval_timeout: float, workflow_id: str | None) ->
             say("", f"committed {contract}")
         except ApprovalError as refused:
             say("", f"not committed: approval {refused.status.value}{note(refused.comment)}")
+        except ApprovalUnavailable:
+            say("", "not committed: no approval request to wait on")
         except Blocked as blocked:
             say("", f"not committed: blocked by {blocked.source}")
 

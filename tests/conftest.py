@@ -151,6 +151,8 @@ def _close_server_connections() -> None:
 
     if connection.vendor != "postgresql":
         return
+    if connection.pool is not None:
+        return  # pooled: the server threads gave theirs back; the pool closes them at the end
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -40,6 +40,7 @@ from .errors import (
     ApprovalExpired,
     ApprovalRejected,
     ApprovalTimeout,
+    ApprovalUnavailable,
     Blocked,
     Halted,
     WardenConnectionError,
@@ -473,7 +474,8 @@ class Session:
         - ALLOW → run; when ``constrained`` the function gets Warden's arguments instead
           (plain JSON values: a Decimal comes back as a string);
         - REQUIRE_APPROVAL → wait (long-poll, ``approval_timeout``), then run if approved;
-          raise ApprovalRejected / ApprovalExpired / ApprovalCancelled / ApprovalTimeout;
+          raise ApprovalRejected / ApprovalExpired / ApprovalCancelled / ApprovalTimeout,
+          or ApprovalUnavailable when the server opened no request to wait on;
         - BLOCK → raise Blocked; HALT → raise Halted (the session is over).
 
         After running: report ``ok`` with the return value as output (its ``repr`` if not
@@ -511,7 +513,12 @@ class Session:
                 if decision.verdict is Verdict.BLOCK:
                     raise Blocked(decision)
                 if decision.verdict is Verdict.REQUIRE_APPROVAL:
-                    assert decision.approval_id is not None  # checked when parsed
+                    if decision.approval_id is None:
+                        raise ApprovalUnavailable(
+                            decision,
+                            f"REQUIRE_APPROVAL {name}: {decision.reason} "
+                            "(the server opened no approval request to wait on)",
+                        )
                     self.wait_for_approval(decision.approval_id, timeout=approval_timeout)
 
                 call_args: Any = args

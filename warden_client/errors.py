@@ -4,7 +4,8 @@ Two families:
 
 - **Verdict errors** say Warden refused the action: :class:`Blocked`, :class:`Halted`,
   :class:`ApprovalRejected`, :class:`ApprovalExpired`, :class:`ApprovalCancelled`
-  (and :class:`ApprovalTimeout` when the client stopped waiting first). They carry the
+  (and :class:`ApprovalTimeout` when the client stopped waiting first,
+  :class:`ApprovalUnavailable` when there was no approval request to wait on). They carry the
   verdict's ``reason`` and ``source`` (SPEC §3.1) and the :class:`~warden_client.Decision`.
 - **Transport errors** say the conversation failed: :class:`WardenHTTPError` carries the
   server's ``{"error": {code, message, fields}}`` body as attributes (``code ==
@@ -25,6 +26,7 @@ __all__ = [
     "ApprovalExpired",
     "ApprovalRejected",
     "ApprovalTimeout",
+    "ApprovalUnavailable",
     "Blocked",
     "Halted",
     "VerdictError",
@@ -108,6 +110,11 @@ class Blocked(VerdictError):
 
 class Halted(VerdictError):
     """HALT: this action must not run and the session has ended (SPEC §1, §3.1)."""
+
+
+class ApprovalUnavailable(VerdictError):
+    """REQUIRE_APPROVAL, but the server opened no approval request to wait on (no approval
+    queue installed): the action must not run (fail closed)."""
 
 
 class ApprovalError(WardenError):

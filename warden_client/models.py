@@ -42,7 +42,8 @@ class Decision:
 
     ``args`` are the arguments the agent must use; when ``constrained`` is true they differ
     from what was proposed (e.g. PII redacted, SPEC §3.1). ``name`` is the proposed action
-    name (the client's, not part of the response).
+    name (the client's, not part of the response). ``approval_id`` is the request to wait on
+    for REQUIRE_APPROVAL (None when the server opened none).
     """
 
     action_id: str
@@ -69,9 +70,10 @@ class Decision:
     def from_json(cls, body: Any, *, name: str = "") -> Decision:
         doc = _object(body, "action response")
         verdict = _enum(Verdict, doc.get("verdict"), "verdict", upper=True)
+        # SPEC §9: ``approval_id`` is optional. A REQUIRE_APPROVAL without one (a server with
+        # no approval queue) gives nothing to wait on: the decorator refuses to run the
+        # action (ApprovalUnavailable).
         approval_id = _optional_str(doc, "approval_id")
-        if verdict is Verdict.REQUIRE_APPROVAL and approval_id is None:
-            raise WardenProtocolError("REQUIRE_APPROVAL without an approval_id")
         constrained = doc.get("constrained", False)
         if not isinstance(constrained, bool):
             raise WardenProtocolError(f"'constrained' is not a boolean: {constrained!r}")

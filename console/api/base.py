@@ -52,3 +52,35 @@ def record_agent_denied(request, reason: str, **payload) -> None:
             reason=reason,
             payload={"method": request.method, "path": request.path[:500], **payload},
         )
+    request._warden_refusal_recorded = True
+
+
+class RecordsRefusals:
+    """Agent endpoints whose every refusal (a 4xx answer) is an ``access.denied`` event
+    naming the error code — malformed JSON, wrong types, too large, closed session …
+    (SPEC §9 bad input). Answers that are part of the normal protocol are not recorded."""
+
+    quiet_codes = frozenset({"idempotency_in_progress"})
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        request = self.request
+        user = getattr(request, "user", None)
+        if (
+            400 <= response.status_code < 500
+            and getattr(user, "is_agent", False)
+            and not getattr(request, "_warden_refusal_recorded", False)
+        ):
+            error = (
+                (response.data or {}).get("error", {}) if isinstance(response.data, dict) else {}
+            )
+            code = error.get("code", "error")
+            if code not in self.quiet_codes:
+                record_agent_denied(
+                    request,
+                    f"{code}: {error.get('message', '')}"[:2000],
+                    code=code,
+                    status=response.status_code,
+                    fields=sorted(error.get("fields") or {}),
+                )
+        return response

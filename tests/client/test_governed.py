@@ -283,3 +283,37 @@ def test_a_call_with_wrong_arguments_fails_like_python_before_asking(fake, warde
             read()  # missing argument
 
     assert fake.calls("POST", ACTIONS) == []
+
+
+def test_require_approval_without_a_request_to_wait_on_does_not_run(fake, warden):
+    # SPEC §9: approval_id is optional; a server without an approval queue sends none.
+    from tests.client.fake_warden import Fault
+    from warden_client import ApprovalUnavailable
+
+    answer = {
+        "action_id": "6c2f1d2e-2b1b-4f4f-9a55-5a8d2c1e0f11",
+        "verdict": "REQUIRE_APPROVAL",
+        "reason": "sensitive action at effective tier 3",
+        "source": "tier",
+        "constrained": False,
+        "args": {},
+        "approval_id": None,
+        "approval_expires_at": None,
+        "event_id": "6c2f1d2e-2b1b-4f4f-9a55-5a8d2c1e0f12",
+    }
+    for _ in range(2):
+        fake.faults.append(Fault("POST", r"/api/v1/sessions/[^/]+/actions", "respond", 200, answer))
+    ran = []
+    with warden.session(goal="g") as s:
+
+        @s.governed("contract.commit")
+        def commit(vendor: str) -> str:
+            ran.append(vendor)
+            return "done"
+
+        with pytest.raises(ApprovalUnavailable) as refused:
+            commit("acme")
+        decision = s.propose("contract.commit")
+    assert ran == [] and refused.value.source == "tier"
+    assert decision.needs_approval and decision.approval_id is None
+    assert not fake.calls("GET", r"/api/v1/approvals/.*")

@@ -140,8 +140,9 @@ def test_a_malformed_success_is_a_protocol_error(fake, warden):
                 {"action_id": "a", "verdict": "REQUIRE_APPROVAL", "reason": "", "source": ""},
             )
         )
-        with pytest.raises(WardenProtocolError, match="approval_id"):
-            s.propose("invoice.read")
+        # SPEC §9: approval_id is optional (a server with no approval queue sends none).
+        decision = s.propose("invoice.read")
+        assert decision.needs_approval and decision.approval_id is None
 
 
 def test_the_server_404s_an_unknown_approval(fake, warden):

@@ -1,0 +1,75 @@
+"""Plain-SQL writes and locks for the governed-action path (one statement each).
+
+Every proposal inserts an ``Action`` and an ``IdempotencyRecord``, locks its session and
+moves the session's counters. The ORM spends more CPU compiling those statements than the
+database spends running them, so they are written once here, with values prepared by the
+models' own fields (as ``audit.services`` does for events).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, models
+
+
+def insert(instance: models.Model) -> None:
+    """INSERT one new model instance (every concrete field, defaults applied)."""
+    meta = instance._meta
+    fields = [
+        f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))
+    ]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    values = [f.get_db_prep_save(getattr(instance, f.attname), connection) for f in fields]
+    marks = ", ".join(["%s"] * len(values))
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {meta.db_table} ({columns}) VALUES ({marks})", values)
+    instance._state.adding = False
+    instance._state.db = connection.alias
+
+
+def locked(model: type[models.Model], pk: Any) -> models.Model:
+    """The row with primary key ``pk``, locked FOR UPDATE until the transaction ends
+    (SQLite: its IMMEDIATE transaction already holds the write lock)."""
+    meta = model._meta
+    key = meta.pk.get_db_prep_value(pk, connection)
+    lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
+    rows = list(
+        model.objects.raw(f"SELECT * FROM {meta.db_table} WHERE {meta.pk.column} = %s{lock}", [key])
+    )
+    if not rows:
+        raise model.DoesNotExist(f"no {meta.model_name} {pk}")
+    return rows[0]
+
+
+def count_session_action(session_model, session_id: Any, spend: Decimal) -> None:
+    meta = session_model._meta
+    spend_value = meta.get_field("spend_total").get_db_prep_save(spend, connection)
+    key = meta.pk.get_db_prep_value(session_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {meta.db_table} SET action_count = action_count + 1, "
+            f"spend_total = spend_total + %s WHERE {meta.pk.column} = %s",
+            [spend_value, key],
+        )
+
+
+def stored_answer(record_model, agent_id: Any, key: str, lock: tuple[int, int] | None):
+    """``(locked, request_sha256, response)`` of an idempotency key in one round trip:
+    ``locked`` is the advisory try-lock (PostgreSQL; always True elsewhere)."""
+    meta = record_model._meta
+    agent = meta.get_field("agent").get_db_prep_value(agent_id, connection)
+    select = "SELECT pg_try_advisory_xact_lock(%s, %s)" if lock else "SELECT 1"
+    params: list[Any] = list(lock) if lock else []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{select}, r.request_sha256, r.response FROM (SELECT 1) AS one "
+            f"LEFT JOIN {meta.db_table} r ON r.agent_id = %s AND r.key = %s",
+            [*params, agent, key],
+        )
+        claimed, digest, response = cursor.fetchone()
+    if isinstance(response, str | bytes):
+        response = json.loads(response)
+    return bool(claimed), digest, response

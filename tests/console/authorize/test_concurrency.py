@@ -1,0 +1,126 @@
+"""Concurrent proposals on PostgreSQL (SPEC §3.2): a session's budgets are not overspent,
+rule counts are exact within a session, sessions of one agent do not wait for each other,
+and a key still being evaluated answers 409 ``idempotency_in_progress``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from console import services
+from console.authorize import pipeline
+from console.authorize import services as authz
+from console.errors import Conflict
+
+pytestmark = pytest.mark.production
+
+
+def in_thread(fn):
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return run
+
+
+def test_concurrent_proposals_cannot_overspend_the_session(transactional_db, governed):
+    agent, session = governed(settings={"budgets": {"max_spend_per_session": "1000"}})
+
+    @in_thread
+    def spend(_):
+        return authz.evaluate_action(agent, session, name="pay", amount=Decimal("200"))["verdict"]
+
+    with ThreadPoolExecutor(8) as pool:
+        verdicts = list(pool.map(spend, range(8)))
+    assert verdicts.count("ALLOW") == 5 and verdicts.count("HALT") == 3
+    session.refresh_from_db()
+    assert session.spend_total == Decimal("1000") and session.status == "halted"
+
+
+def test_a_rate_rule_counts_exactly_under_concurrency_within_a_session(
+    transactional_db, governed, admin_user
+):
+    authz.create_rule(
+        by=admin_user,
+        name="burst",
+        kind="rate",
+        pattern="contract.commit",
+        window_seconds=3600,
+        threshold=3,
+        verdict="block",
+    )
+    agent, session = governed()
+
+    @in_thread
+    def commit(_):
+        return authz.evaluate_action(agent, session, name="contract.commit")["verdict"]
+
+    with ThreadPoolExecutor(8) as pool:
+        verdicts = list(pool.map(commit, range(8)))
+    assert sorted(verdicts) == ["ALLOW"] * 3 + ["BLOCK"] * 5
+
+
+def test_sessions_of_one_agent_are_decided_in_parallel(transactional_db, governed, monkeypatch):
+    # Two sessions of one agent do not wait for each other: only a session is locked.
+    agent, first = governed()
+    second = services.open_session(agent)
+    inside = threading.Barrier(2, timeout=5)
+    real_run = pipeline.run
+
+    def meeting_run(ctx, *args, **kwargs):
+        inside.wait()  # both proposals are inside their transactions at once
+        return real_run(ctx, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run", meeting_run)
+
+    @in_thread
+    def propose(session):
+        return authz.evaluate_action(agent, session, name="x")["verdict"]
+
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(propose, [first, second])) == ["ALLOW", "ALLOW"]
+
+
+def test_a_key_still_being_evaluated_answers_409_then_the_first_answer(
+    transactional_db, governed, monkeypatch
+):
+    agent, session = governed()
+    started, release = threading.Event(), threading.Event()
+    real_run = pipeline.run
+
+    def slow_run(ctx, *args, **kwargs):
+        started.set()
+        release.wait(5)
+        return real_run(ctx, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run", slow_run)
+    answers = {}
+
+    @in_thread
+    def first():
+        answers["first"] = authz.evaluate_action(
+            agent, session, name="x", idempotency_key="k", request_digest="d"
+        )
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert started.wait(5)
+    with pytest.raises(Conflict) as busy:
+        authz.evaluate_action(agent, session, name="x", idempotency_key="k", request_digest="d")
+    assert busy.value.code == "idempotency_in_progress"
+    release.set()
+    thread.join(5)
+    deadline = time.monotonic() + 5
+    while "first" not in answers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (
+        authz.evaluate_action(agent, session, name="x", idempotency_key="k", request_digest="d")
+        == answers["first"]
+    )

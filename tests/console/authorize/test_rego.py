@@ -1,0 +1,117 @@
+"""Rego in-process (SPEC §3.2 step 5): compile problems with line numbers, one compile per
+policy version, parallel evaluations, and errors that are verdicts."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from console.authorize import rego
+from console.authorize.verdicts import Verdict
+
+LIMIT = """package warden.limit
+
+import rego.v1
+
+default verdict := "allow"
+
+verdict := "block" if input.action.amount > 1000
+
+reason := sprintf("amount %v over 1000", [input.action.amount]) if verdict == "block"
+
+severity := "minor" if verdict == "block"
+"""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    rego.clear_cache()
+    yield
+    rego.clear_cache()
+
+
+def test_compile_problems_carry_line_and_column():
+    source = 'package warden.x\n\ndefault verdict := "allow"\n\nverdict := 1 +* 2\n'
+    problems = rego.check_module(source)
+    assert problems and problems[0].line == 5
+    assert problems[0].as_json()["message"] == "Invalid arithmetic operator"
+    unclosed = rego.check_module('package warden.x\nverdict := {"a": 1\n')
+    assert unclosed[0].line == 2
+
+
+def test_a_module_needs_a_package_and_a_verdict():
+    assert [p.message for p in rego.check_module('verdict := "allow"\n')] == [
+        "the module must start with a package declaration"
+    ]
+    assert [p.message for p in rego.check_module("package a\n\nx := 1\n")] == [
+        "the module must define `verdict`"
+    ]
+    assert rego.check_module("   ")[0].message == "the module is empty"
+
+
+def test_evaluation_reads_verdict_reason_and_severity():
+    compiled = rego.compiled("p", 1, LIMIT)
+    result = rego.evaluate(compiled, {"action": {"amount": 1500}})
+    assert (result.verdict, result.reason, result.severity) == (
+        Verdict.BLOCK,
+        "amount 1500 over 1000",
+        "minor",
+    )
+    assert rego.evaluate(compiled, {"action": {"amount": 10}}).verdict is Verdict.ALLOW
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ('package w\nverdict := "maybe"\n', "unknown verdict 'maybe'"),
+        ("package w\nverdict := 3\n", "a verdict must be a string"),
+        (
+            'package w\nimport rego.v1\nverdict := "allow" if input.x == 99\n',
+            "`verdict` is undefined",
+        ),
+        (
+            'package w\nimport rego.v1\nverdict := "allow"\nverdict := "block" if input.x == 1\n',
+            "evaluation error",
+        ),
+        ("package w\nverdict := nope(1)\n", "Function not found: nope"),
+        ('package w\nverdict := "allow"\nseverity := "huge"\n', "unknown severity"),
+    ],
+)
+def test_bad_results_are_errors_not_verdicts(source, error):
+    result = rego.evaluate(rego.compiled("p", 1, source), {"x": 1})
+    assert result.verdict is None and error in result.error
+
+
+def test_each_policy_version_is_compiled_once(monkeypatch):
+    calls = []
+    real = rego.compile_module
+    monkeypatch.setattr(rego, "compile_module", lambda source: calls.append(1) or real(source))
+    for _ in range(5):
+        rego.compiled("p", 1, LIMIT)
+    rego.compiled("p", 2, LIMIT)
+    assert len(calls) == 2 and rego.cache_size() == 2
+
+
+def test_threads_share_a_compiled_module_and_get_their_own_answers():
+    compiled = rego.compiled("p", 1, LIMIT)
+    wrong = []
+
+    def work(offset: int) -> None:
+        for amount in range(offset, offset + 2000, 37):
+            expected = Verdict.BLOCK if amount > 1000 else Verdict.ALLOW
+            if rego.evaluate(compiled, {"action": {"amount": amount}}).verdict is not expected:
+                wrong.append(amount)
+
+    threads = [threading.Thread(target=work, args=(n * 11,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
+def test_compile_errors_raise_with_every_problem():
+    with pytest.raises(rego.PolicyCompileError) as raised:
+        rego.compile_module('package w\ndefault verdict := "allow"\nverdict := "x" if {\n')
+    assert raised.value.problems and "line" in str(raised.value)
