@@ -257,17 +257,19 @@ def key_revoke(request: HttpRequest, agent_id, key_id) -> HttpResponse:
 
 @role_required("read")
 def settings_page(request: HttpRequest) -> HttpResponse:
+    from .authorize import selectors as authorize_selectors
+
     users = get_user_model().objects.prefetch_related("groups").order_by("username")
     return render(
         request,
         "console/settings.html",
-        {"users": users, "can_manage_users": can(request.user, "manage_users")},
+        {
+            "users": users,
+            "can_manage_users": can(request.user, "manage_users"),
+            "canaries": authorize_selectors.canary_guardrails(),
+            "can_manage_policies": can(request.user, "manage_policies"),
+        },
     )
-
-
-@role_required("read")
-def policies(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/policies.html", {})
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
