@@ -39,6 +39,7 @@ import rego.v1
 default verdict := "allow"
 
 verdict := "require_approval" if {
+	is_number(input.action.amount) # actions without an amount have null
 	input.action.amount > 100000
 }
 
@@ -168,9 +169,7 @@ def rule_initial(rule: Rule | None) -> dict[str, str]:
     value, unit = split_window(rule.window_seconds)
     threshold = ""
     if rule.threshold is not None:
-        threshold = (
-            str(int(rule.threshold)) if rule.kind == "rate" else format(rule.threshold, "f")
-        )
+        threshold = str(int(rule.threshold)) if rule.kind == "rate" else format(rule.threshold, "f")
     return {
         "name": rule.name,
         "description": rule.description,

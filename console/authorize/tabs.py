@@ -53,7 +53,12 @@ def authorize(request, agent) -> tuple[str, dict]:
     tier = agent.effective_tier or agent.risk_tier
     return "console/authorize/tab.html", {
         "scope_rows": [
-            {"key": key, "label": SCOPE_LABELS[key], "patterns": scope.get(key), "none": UNRESTRICTED[key]}
+            {
+                "key": key,
+                "label": SCOPE_LABELS[key],
+                "patterns": scope.get(key),
+                "none": UNRESTRICTED[key],
+            }
             for key in SCOPE_KEYS
         ],
         "budget_rows": [

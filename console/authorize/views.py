@@ -86,7 +86,9 @@ def _errors(exc: WardenError) -> dict[str, list[str]]:
 
 
 def _changed(response: HttpResponse, message: str) -> HttpResponse:
-    response["HX-Trigger"] = json.dumps({"policiesChanged": {}, "warden:done": {"message": message}})
+    response["HX-Trigger"] = json.dumps(
+        {"policiesChanged": {}, "warden:done": {"message": message}}
+    )
     return response
 
 
@@ -257,7 +259,9 @@ def _editor_context(request, policy, form, errors, **extra) -> dict[str, Any]:
         "test": None,
         "action": reverse("policy-edit", args=[policy.id]) if policy else reverse("policy-new"),
         "backtest_action": (
-            reverse("policy-backtest", args=[policy.id]) if policy else reverse("policy-draft-backtest")
+            reverse("policy-backtest", args=[policy.id])
+            if policy
+            else reverse("policy-draft-backtest")
         ),
     }
     context.update(extra)
@@ -393,7 +397,11 @@ def _rule_editor(request: HttpRequest, rule: Rule | None) -> HttpResponse:
                 saved = services.create_rule(by=request.user, agent=agent, **fields)
             else:
                 saved = services.update_rule(
-                    rule, by=request.user, agent=agent, reason=request.POST.get("reason", ""), **fields
+                    rule,
+                    by=request.user,
+                    agent=agent,
+                    reason=request.POST.get("reason", ""),
+                    **fields,
                 )
         except FormError as exc:
             errors, status = dict(exc.fields), 400
@@ -484,7 +492,9 @@ def _guardrail_editor(request: HttpRequest, guardrail: Guardrail | None) -> Http
         "modes": MODES,
         "mode_help": forms.MODE_HELP,
         "action": (
-            reverse("guardrail-edit", args=[guardrail.id]) if guardrail else reverse("guardrail-new")
+            reverse("guardrail-edit", args=[guardrail.id])
+            if guardrail
+            else reverse("guardrail-new")
         ),
     }
     return render(request, "console/authorize/guardrail_form.html", context, status=status)
@@ -658,12 +668,13 @@ def _backtest_page(
     form, errors, (agent, start, end) = _backtest_range(data)
     if not run:
         errors = {}
+    result = None
+    status = 200
     if subject_errors:
         # A draft that does not validate cannot run; say why, next to its summary.
         errors = {**errors, **{f"draft_{k}": v for k, v in subject_errors.items()}}
+        status = 400 if run else 200
         run = None
-    result = None
-    status = 200
     if run and not errors:
         try:
             result = run(agent, start, end)
