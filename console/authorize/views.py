@@ -93,7 +93,10 @@ def _changed(response: HttpResponse, message: str) -> HttpResponse:
 
 
 def _numbered(source: str) -> list[tuple[int, str]]:
-    return list(enumerate(source.split("\n"), start=1))
+    lines = source.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()  # the final newline does not start a line
+    return list(enumerate(lines, start=1))
 
 
 def _utc_input(value: dt.datetime) -> str:
