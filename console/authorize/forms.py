@@ -57,6 +57,28 @@ class FormError(Exception):
         self.fields = fields
 
 
+# Form fields whose errors the templates show under the service's field name.
+ERROR_KEYS = {
+    "window_value": "window_seconds",
+    "window_unit": "window_seconds",
+    "words": "config_words",
+    "max_bytes": "config_max_bytes",
+    "tokens": "config_tokens",
+}
+
+
+def refuse_nul(form: dict[str, Any]) -> None:
+    """FormError for any text field holding a NUL character: no field may contain one
+    (and PostgreSQL text columns cannot store it)."""
+    bad = {
+        ERROR_KEYS.get(key, key): ["NUL characters are not allowed."]
+        for key, value in form.items()
+        if isinstance(value, str) and "\x00" in value
+    }
+    if bad:
+        raise FormError(bad)
+
+
 def template_errors(fields: dict[str, list[str]] | None) -> dict[str, list[str]]:
     """Service error fields as template keys (``config.words`` → ``config_words``)."""
     return {key.replace(".", "_"): value for key, value in (fields or {}).items()}

@@ -330,6 +330,7 @@ def _policy_editor(request: HttpRequest, policy: Policy | None) -> HttpResponse:
         partial = "sample-actions"
     else:
         try:
+            forms.refuse_nul({**form, "reason": request.POST.get("reason", "")})
             agent = forms.agent_choice(form["agent"])
             if policy is None:
                 saved = services.create_policy(
@@ -394,6 +395,7 @@ def _rule_editor(request: HttpRequest, rule: Rule | None) -> HttpResponse:
     else:
         form = forms.rule_form(request.POST)
         try:
+            forms.refuse_nul({**form, "reason": request.POST.get("reason", "")})
             agent = forms.agent_choice(form["agent"])
             fields = forms.rule_fields(form)
             if rule is None:
@@ -457,6 +459,7 @@ def _guardrail_editor(request: HttpRequest, guardrail: Guardrail | None) -> Http
     else:
         form = forms.guardrail_form(request.POST, kind=kind)
         try:
+            forms.refuse_nul({**form, "reason": request.POST.get("reason", "")})
             if guardrail is None and form["kind"] == Guardrail.Kind.CANARY:
                 raise FormError({"kind": ["Create canary tokens on the Settings page."]})
             agent = forms.agent_choice(form["agent"])
@@ -579,6 +582,9 @@ def _confirm(request: HttpRequest, kind: str, object_id, operation: str) -> Http
         return render(request, template, context, status=400)
     if request.method == "GET":
         return render(request, template, context)
+    if "\x00" in context["reason"]:
+        context["errors"] = {"form": ["NUL characters are not allowed."]}
+        return render(request, template, context, status=400)
     try:
         if operation == "mode":
             spec["set_mode"](obj, by=request.user, mode=mode, reason=context["reason"])
@@ -725,7 +731,9 @@ def _policy_backtest(request: HttpRequest, policy: Policy | None) -> HttpRespons
     if draft_module is not None:
         draft_module = draft_module.replace("\r\n", "\n")
     if policy is None:
-        name = (request.POST.get("name") or "").strip() or "draft"
+        name = (request.POST.get("name") or "").strip()
+        if validation.name_error(name):
+            name = "draft"  # the draft's name only labels the backtest event
         policy = Policy(name=name, module=draft_module or "", mode=Mode.DISABLED)
     draft_fields = {"module": draft_module} if draft_module is not None else {}
     if policy._state.adding:
@@ -825,6 +833,7 @@ def canary_new(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         try:
+            forms.refuse_nul(form)
             agent = forms.agent_choice(form["agent"])
             tokens = forms.canary_tokens(form)
             guardrail = services.create_guardrail(

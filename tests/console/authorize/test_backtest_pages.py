@@ -265,3 +265,25 @@ def test_backtests_need_manage_policies(client, make_operator, admin_user, histo
         {"backtest_agent": str(history.id), "run": "1", **range_of(t0)},
     )
     assert response.status_code == 403 and not events_of("policy.backtested")
+
+
+def test_unsaved_edits_of_a_saved_policy_are_backtested_as_a_draft(
+    admin_client, admin_user, history, t0
+):
+    policy = authz.create_policy(by=admin_user, name="spend-limit", module=SPEND_LIMIT)
+    response = admin_client.post(
+        f"/policies/{policy.id}/backtest/",
+        {
+            "module": SPEND_LIMIT.replace("100000", "60000"),
+            "backtest_agent": str(history.id),
+            "run": "1",
+            **range_of(t0),
+        },
+    )
+    text = response.content.decode()
+    assert "An unsaved draft of <strong>spend-limit</strong>" in text
+    assert count_of(text, "REQUIRE_APPROVAL") == 3
+    policy.refresh_from_db()
+    assert policy.version == 1 and "100000" in policy.module
+    (event,) = events_of("policy.backtested")
+    assert event.payload["draft"] is True and event.payload["id"] == str(policy.id)

@@ -715,3 +715,33 @@ def test_editing_a_guardrail_cannot_change_its_kind(client, login_as, configured
     guardrail.refresh_from_db()
     assert guardrail.kind == "banned_words" and guardrail.config["words"] == ["darn", "shoot"]
     assert guardrail.mode == "log" and guardrail.version == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        ("/policies/new/", {"name": "p", "module": SPEND_LIMIT, "description": "a\x00b"}),
+        ("/policies/new/", {"name": "p", "module": SPEND_LIMIT + "# \x00\n"}),
+        ("/policies/rules/new/", rule_post(pattern="contract.\x00")),
+        ("/policies/guardrails/new/", guardrail_post(words="darn\x00")),
+        ("/settings/canaries/new/", {"name": "c", "tokens": "abcdefgh\x00ij", "generate": "0"}),
+    ],
+)
+def test_nul_characters_are_a_field_error_in_both_databases(client, login_as, url, data):
+    # PostgreSQL text columns cannot hold NUL: it must be refused before the service.
+    login_as("admin")
+    response = client.post(url, data)
+    assert response.status_code == 400
+    assert "NUL characters are not allowed." in response.content.decode() or (
+        "Up to 100 letters" in response.content.decode()
+    )
+    assert not events_of("policy.created") and not events_of("rule.created")
+    assert not events_of("guardrail.created")
+
+
+def test_a_nul_in_a_confirmation_reason_is_refused(client, login_as, configured):
+    login_as("admin")
+    response = client.post(
+        f"/policies/{configured['policy'].id}/mode/", {"mode": "enforce", "reason": "x\x00"}
+    )
+    assert response.status_code == 400 and b"NUL characters are not allowed." in response.content
