@@ -19,6 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import selectors, services, tabs
+from .authorize import selectors as authorize_selectors
 from .errors import WardenError
 from .models import Agent, AgentSession, ApiKey
 from .roles import can, role_required
@@ -257,8 +258,7 @@ def key_revoke(request: HttpRequest, agent_id, key_id) -> HttpResponse:
 
 @role_required("read")
 def settings_page(request: HttpRequest) -> HttpResponse:
-    from .authorize import selectors as authorize_selectors
-
+    """Operators and roles; canary tokens (``console.authorize.views.canary_new``)."""
     users = get_user_model().objects.prefetch_related("groups").order_by("username")
     return render(
         request,

@@ -119,3 +119,28 @@ def test_write_test_shadow_and_backtest_a_policy(asgi_server, page, make_operato
     page.goto(asgi_server.url + f"/agents/{agent.id}/tab/authorize/")
     page.wait_for_selector("[data-testid='verdict-mix'] svg")
     screenshot(page, "agent-authorize-tab")
+
+
+def test_the_rule_form_shows_the_fields_of_its_kind(asgi_server, page, make_operator):
+    make_operator("admin", username="pat", password="pw-for-pat-123")
+    login(page, asgi_server, "pat", "pw-for-pat-123")
+    page.goto(asgi_server.url + "/policies/rules/new/")
+    then_pattern, threshold = page.locator("#id_then_pattern"), page.locator("#id_threshold")
+    assert not then_pattern.is_visible() and threshold.is_visible()  # rate by default
+    page.select_option("#id_kind", "sequence")
+    assert then_pattern.is_visible() and not threshold.is_visible()
+    page.select_option("#id_kind", "rate")
+    page.fill("#id_name", "contract-burst")
+    page.fill("#id_pattern", "contract.commit")
+    page.fill("#id_window_value", "24")
+    page.fill("#id_threshold", "three")
+    page.click("[data-testid='save-rule']")
+    error = page.wait_for_selector("#id_threshold ~ .field-error")
+    assert "non-negative integer count" in error.inner_text()
+    screenshot(page, "rule-form-field-error")
+    page.fill("#id_threshold", "3")
+    page.click("[data-testid='save-rule']")
+    page.wait_for_selector("[data-testid='rule-row-contract-burst']")
+    assert "more than 3 × contract.commit within 24 h" in page.inner_text(
+        "[data-testid='rule-row-contract-burst']"
+    )
