@@ -94,6 +94,16 @@
     goToLine(textarea, Number(link.dataset.gotoLine));
   });
 
+  // Long runs (backtests replay up to 5,000 actions in the request): say so while waiting.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (!form.matches("form[data-busy]") || event.defaultPrevented) return;
+    const button = form.querySelector("button[type=submit]");
+    const note = form.querySelector("[data-busy-note]");
+    if (button) { button.disabled = true; button.textContent = form.dataset.busy; }
+    if (note) note.hidden = false;
+  });
+
   document.body.addEventListener("htmx:afterSwap", function (event) {
     setup(event.detail.target);
   });
