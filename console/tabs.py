@@ -12,7 +12,7 @@ from django.utils.module_loading import import_string
 
 TABS = [
     ("assess", "Assess", "assessments.tabs.assess"),
-    ("authorize", "Authorize", "console.tabs.authorize_placeholder"),
+    ("authorize", "Authorize", "console.authorize.tabs.authorize"),
     ("monitor", "Monitor", "console.tabs.monitor_placeholder"),
     ("verify", "Verify", "console.tabs.verify_placeholder"),
     ("adapt", "Adapt", "console.tabs.adapt"),
@@ -49,8 +49,5 @@ def _placeholder(title: str, text: str):
     return provider
 
 
-authorize_placeholder = _placeholder(
-    "Authorization", "Policies, rules and guardrails are not installed yet."
-)
 monitor_placeholder = _placeholder("Trust", "Trust scoring is not installed yet.")
 verify_placeholder = _placeholder("Verification", "Session proofs are not installed yet.")

@@ -19,6 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import selectors, services, tabs
+from .authorize import selectors as authorize_selectors
 from .errors import WardenError
 from .models import Agent, AgentSession, ApiKey
 from .roles import can, role_required
@@ -257,17 +258,18 @@ def key_revoke(request: HttpRequest, agent_id, key_id) -> HttpResponse:
 
 @role_required("read")
 def settings_page(request: HttpRequest) -> HttpResponse:
+    """Operators and roles; canary tokens (``console.authorize.views.canary_new``)."""
     users = get_user_model().objects.prefetch_related("groups").order_by("username")
     return render(
         request,
         "console/settings.html",
-        {"users": users, "can_manage_users": can(request.user, "manage_users")},
+        {
+            "users": users,
+            "can_manage_users": can(request.user, "manage_users"),
+            "canaries": authorize_selectors.canary_guardrails(),
+            "can_manage_policies": can(request.user, "manage_policies"),
+        },
     )
-
-
-@role_required("read")
-def policies(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/policies.html", {})
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
