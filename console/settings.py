@@ -19,6 +19,7 @@ Environment variables:
     WARDEN_INTEGRATOR  "inline" (log fields appended right after each commit, in the same
                        process) or "process" (a separate `manage.py run_integrator`)
     OPA_URL            delegate Rego policies to an external OPA server
+    WARDEN_APPROVAL_SLA_SECONDS  approval SLA target (default 300 s; SPEC §4)
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # WhiteNoise, async-capable, so no middleware pins a thread (console/middleware.py).
+    "console.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -188,7 +190,12 @@ CELERY_TIMEZONE = "UTC"
 # `manage.py serve` in embedded mode (console/scheduler.py), from this one table.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "audit-checkpoint": {"task": "audit.sign_checkpoint_if_due", "schedule": 15.0},
+    # SPEC §4: record the expiry of requests nobody decided in time (reads already treat
+    # them as expired the moment they are due).
+    "approvals-expire": {"task": "approvals.expire_due_requests", "schedule": 5.0},
 }
+# SPEC §4: the approval SLA target; a card is "at risk" past 80%, "breached" past 100%.
+WARDEN_APPROVAL_SLA_SECONDS = int(os.environ.get("WARDEN_APPROVAL_SLA_SECONDS") or 300)
 
 # --- Event log ------------------------------------------------------------------------
 WARDEN_KEY_DIR = Path(os.environ.get("WARDEN_KEY_DIR") or VAR_DIR / "keys")
