@@ -358,7 +358,7 @@ def decide(request, *, by, decision: str, comment: str = "") -> ApprovalRequest:
             # The row lock serialises deciders (SQLite: the IMMEDIATE transaction does);
             # whoever comes second reads the first one's outcome and gets 409.
             locked = (
-                ApprovalRequest.objects.select_for_update()
+                ApprovalRequest.objects.select_for_update(of=("self",))
                 .select_related("session")
                 .get(pk=current.pk)
             )
