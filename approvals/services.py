@@ -215,6 +215,8 @@ def open_request(
     )
     try:
         with transaction.atomic():
+            # Hints first: after commit they go out before the log's integration runs.
+            hints.changed_on_commit(request, "requested")
             event = record(
                 "approval.requested",
                 actor=f"agent:{current.id}",
@@ -250,7 +252,6 @@ def open_request(
                 "This action already has an approval request.", code="approval_exists"
             ) from exc
         raise
-    hints.changed_on_commit(request, "requested")
     return request
 
 
@@ -293,6 +294,7 @@ def open_review(
     )
     try:
         with transaction.atomic():
+            hints.changed_on_commit(review, "requested")
             event = record(
                 "approval.requested",
                 actor="system:trust",
@@ -324,7 +326,6 @@ def open_review(
         if existing is None:
             raise
         return existing
-    hints.changed_on_commit(review, "requested")
     return review
 
 
@@ -399,6 +400,7 @@ def _vote(locked: ApprovalRequest, *, by, decision: str, comment: str, now) -> N
         if updated != 1:  # cannot happen under the lock; never let two outcomes stand
             raise not_pending_error(ApprovalRequest.objects.get(pk=locked.pk))
         locked.status = new_status
+    hints.changed_on_commit(locked, "decided" if new_status != Status.PENDING else "voted")
     event = record(
         "approval.decided",
         actor=_actor(by),
@@ -424,7 +426,6 @@ def _vote(locked: ApprovalRequest, *, by, decision: str, comment: str, now) -> N
         event_id=event.id,
     )
     event_recorded(event)
-    hints.changed_on_commit(locked, "decided" if new_status != Status.PENDING else "voted")
 
 
 def resolve_review(request, *, by, outcome: str, comment: str = "") -> ApprovalRequest:
@@ -460,6 +461,7 @@ def resolve_review(request, *, by, outcome: str, comment: str = "") -> ApprovalR
             status=Status.RESOLVED, outcome=outcome, decided_by=by, decided_at=now, comment=comment
         )
         locked.status = Status.RESOLVED
+        hints.changed_on_commit(locked, "resolved")
         event = record(
             "approval.decided",
             actor=_actor(by),
@@ -490,7 +492,6 @@ def resolve_review(request, *, by, outcome: str, comment: str = "") -> ApprovalR
             pause_agent(agent, by=by, reason=why)
         elif outcome == "revoke" and agent.status != Agent.Status.REVOKED:
             revoke_agent(agent, by=by, reason=why)
-    hints.changed_on_commit(locked, "resolved")
     return _load(current)
 
 
@@ -507,6 +508,7 @@ def expire(request, *, now=None) -> bool:
         if not updated:
             return False
         expired = ApprovalRequest.objects.select_related("session").get(pk=pk)
+        hints.changed_on_commit(expired, "expired")
         event = record(
             "approval.expired",
             actor=SYSTEM_ACTOR,
@@ -517,7 +519,6 @@ def expire(request, *, now=None) -> bool:
             payload=_outcome_payload(expired),
         )
         event_recorded(event)
-    hints.changed_on_commit(expired, "expired")
     return True
 
 
@@ -555,6 +556,7 @@ def cancel(request, *, by, reason: str) -> bool:
         if not updated:
             return False
         cancelled = ApprovalRequest.objects.select_related("session").get(pk=pk)
+        hints.changed_on_commit(cancelled, "cancelled")
         event = record(
             "approval.cancelled",
             actor=_actor(by),
@@ -565,7 +567,6 @@ def cancel(request, *, by, reason: str) -> bool:
             payload=_outcome_payload(cancelled),
         )
         event_recorded(event)
-    hints.changed_on_commit(cancelled, "cancelled")
     return True
 
 

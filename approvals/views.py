@@ -198,12 +198,24 @@ def decide(request: HttpRequest, approval_id) -> HttpResponse:
         message="" if error else _outcome_message(fresh, status),
         error=error.message if error else "",
     )
-    return render(
+    response = render(
         request,
         "approvals/queue.html#card",
         {**_common(request, now), "card": card},
         status=error.status if error else 200,
     )
+    # Also above the queue, where a live re-fetch of the cards does not wipe it out (and on
+    # <body>: the form that asked may have been replaced by such a re-fetch meanwhile).
+    response["HX-Trigger"] = json.dumps(
+        {
+            "warden:notice": {
+                "message": error.message if error else card["message"],
+                "level": "error" if error else "ok",
+                "target": "body",
+            }
+        }
+    )
+    return response
 
 
 def _dialog(

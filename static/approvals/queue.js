@@ -130,6 +130,18 @@
     }
   });
 
+  // The outcome of a decision, kept above the cards for a few seconds.
+  let noticeTimer = null;
+  body.addEventListener("warden:notice", function (event) {
+    const notice = document.getElementById("queue-notice");
+    if (!notice || !event.detail || !event.detail.message) return;
+    notice.textContent = event.detail.message;
+    notice.className = "queue-notice " + (event.detail.level === "error" ? "error" : "ok");
+    notice.hidden = false;
+    if (noticeTimer) clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(function () { notice.hidden = true; }, 8000);
+  });
+
   body.addEventListener("htmx:afterSwap", function () {
     readServerTime();
     if (selectedId) {

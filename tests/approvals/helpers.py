@@ -21,6 +21,30 @@ from audit import canonical
 from audit.services import record
 
 
+def in_thread_of_its_own(fn, *args, **kwargs):
+    """Run ``fn`` in a new thread (as a server request would) and return its result.
+
+    Browser tests need it for every write: Playwright keeps an event loop in the test's
+    thread, where the after-commit hints could not reach the channel layer.
+    """
+    box: dict = {}
+
+    def run():
+        try:
+            box["result"] = fn(*args, **kwargs)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=run, name="server-like")
+    worker.start()
+    worker.join(30)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def propose_needing_approval(
     agent,
     session,
@@ -42,35 +66,20 @@ def propose_needing_approval(
     need it: Playwright keeps an event loop in the test's thread).
     """
     if in_thread:
-        box: dict = {}
-
-        def run():
-            try:
-                box["approval"] = propose_needing_approval(
-                    agent,
-                    session,
-                    name=name,
-                    target=target,
-                    args=args,
-                    amount=amount,
-                    currency=currency,
-                    reason=reason,
-                    source=source,
-                    severity=severity,
-                    effective_tier=effective_tier,
-                )
-            except BaseException as exc:  # re-raised in the caller's thread
-                box["error"] = exc
-            finally:
-                connection.close()
-
-        worker = threading.Thread(target=run, name="proposal")
-        worker.start()
-        worker.join(30)
-        if "error" in box:
-            raise box["error"]
-        return box["approval"]
-
+        return in_thread_of_its_own(
+            propose_needing_approval,
+            agent,
+            session,
+            name=name,
+            target=target,
+            args=args,
+            amount=amount,
+            currency=currency,
+            reason=reason,
+            source=source,
+            severity=severity,
+            effective_tier=effective_tier,
+        )
     args = args if args is not None else {"vendor": target, "amount": amount, "po": "PO-1"}
     digest = hashlib.sha256(canonical.dumps(args)).hexdigest()
     action_id = uuid.uuid4()
