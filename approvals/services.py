@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from audit.services import record
 from console.errors import Conflict, Forbidden, Invalid, NotFound
-from console.models import Agent
+from console.models import Agent, AgentSession
 from console.validation import require_reason
 from trust.hooks import event_recorded
 
@@ -335,7 +335,8 @@ def decide(request, *, by, decision: str, comment: str = "") -> ApprovalRequest:
 
     Raises ``Invalid`` (unknown decision, reject without a reason), ``Forbidden``
     (``separation_of_duties``) and ``Conflict`` (``already_decided``, ``already_voted``,
-    ``approval_expired``, ``approval_cancelled``). Under four-eyes the first approval
+    ``approval_expired``, ``approval_cancelled``, ``session_closed`` — the session that
+    asked has ended or was halted, so the request is cancelled instead). Under four-eyes the first approval
     leaves the request pending (its event says ``approvals_given: 1``).
     """
     if decision not in ("approve", "reject"):
@@ -354,6 +355,7 @@ def decide(request, *, by, decision: str, comment: str = "") -> ApprovalRequest:
         )
     _refuse_owner(current, by)
     past_due = False
+    session_closed = ""
     try:
         with transaction.atomic():
             # The row lock serialises deciders (SQLite: the IMMEDIATE transaction does);
@@ -368,6 +370,9 @@ def decide(request, *, by, decision: str, comment: str = "") -> ApprovalRequest:
                 raise not_pending_error(locked)
             if rules.is_past_due(locked.expires_at, now):
                 past_due = True
+            elif locked.session.status != AgentSession.Status.OPEN:
+                # Ended, halted or revoked: the action can no longer run (SPEC §1).
+                session_closed = locked.session.status
             else:
                 _vote(locked, by=by, decision=decision, comment=comment, now=now)
     except IntegrityError as exc:  # the unique vote constraint, should the check be raced
@@ -378,6 +383,12 @@ def decide(request, *, by, decision: str, comment: str = "") -> ApprovalRequest:
     if past_due:
         expire(current)
         raise Conflict("This request expired before it was decided.", code="approval_expired")
+    if session_closed:
+        cancel(current, by=SYSTEM_ACTOR, reason=f"the session that asked is {session_closed}")
+        raise Conflict(
+            f"The session that asked is {session_closed}; the request is cancelled.",
+            code="session_closed",
+        )
     return _load(current)
 
 

@@ -288,6 +288,18 @@ def test_an_expiry_cannot_overwrite_a_decision(agent, session, reviewer):
     assert ApprovalRequest.objects.get(pk=approval.pk).status == "approved"
 
 
+def test_deciding_for_a_closed_session_cancels_the_request(agent, session, reviewer):
+    approval = propose_needing_approval(agent, session)
+    console_services.halt_session(session, actor="system:test", reason="canary")
+    with pytest.raises(Conflict) as caught:
+        services.decide(approval, by=reviewer, decision="approve")
+    assert caught.value.code == "session_closed"
+    approval.refresh_from_db()
+    assert approval.status == "cancelled" and approval.comment == "the session that asked is halted"
+    assert events_of("approval.decided") == []
+    assert events_of("approval.cancelled")[0].actor == "system:approvals"
+
+
 # --- cancellation ----------------------------------------------------------------------
 def test_revoking_the_agent_cancels_its_open_requests(
     agent, session, admin_user, reviewer, make_agent, hooked
