@@ -336,8 +336,8 @@ def decide(request, *, by, decision: str, comment: str = "") -> ApprovalRequest:
     Raises ``Invalid`` (unknown decision, reject without a reason), ``Forbidden``
     (``separation_of_duties``) and ``Conflict`` (``already_decided``, ``already_voted``,
     ``approval_expired``, ``approval_cancelled``, ``session_closed`` — the session that
-    asked has ended or was halted, so the request is cancelled instead). Under four-eyes the first approval
-    leaves the request pending (its event says ``approvals_given: 1``).
+    asked has ended or was halted, so the request is cancelled instead). Under four-eyes the
+    first approval leaves the request pending (its event says ``approvals_given: 1``).
     """
     if decision not in ("approve", "reject"):
         raise Invalid("Unknown decision.", fields={"decision": ["One of approve, reject."]})

@@ -115,7 +115,9 @@ def queue(request: HttpRequest) -> HttpResponse:
         "sla_states": [("ok", "On time"), ("at_risk", "At risk"), ("breached", "Breached")],
         "kinds": ApprovalRequest.Kind.choices,
     }
-    if request.htmx and request.GET.get("part") == "cards":
+    # The cards alone for the live re-fetch (?part=cards) and the filter form (target #queue,
+    # so the URL it pushes into the history stays a plain, shareable queue URL).
+    if request.htmx and (request.GET.get("part") == "cards" or request.htmx.target == "queue"):
         return render(request, "approvals/queue.html#cards", context)
     return render(request, "approvals/queue.html", context)
 

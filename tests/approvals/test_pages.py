@@ -71,6 +71,12 @@ def test_the_htmx_refetch_returns_only_the_cards(as_reviewer, agent, session):
     assert html.lstrip().startswith('<section id="queue"') and "<html" not in html
 
 
+def test_the_filter_form_gets_the_cards_under_a_plain_url(as_reviewer, agent, session):
+    propose_needing_approval(agent, session)
+    response = as_reviewer.get("/approvals/?priority=high", HTTP_HX_TARGET="queue", **HTMX)
+    assert response.content.decode().lstrip().startswith('<section id="queue"')
+
+
 def test_a_breached_sla_is_marked(as_reviewer, agent, session):
     approval = propose_needing_approval(agent, session)
     ApprovalRequest.objects.filter(pk=approval.pk).update(

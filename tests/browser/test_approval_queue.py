@@ -9,6 +9,7 @@ goes through a thread too, because Playwright keeps an event loop in this one.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
@@ -16,7 +17,9 @@ import pytest
 from django.utils import timezone
 
 from approvals import services
+from approvals.hints import QUEUE_GROUP
 from approvals.models import ApprovalRequest
+from console import hints
 from console import services as console_services
 from tests.approvals.helpers import in_thread_of_its_own, propose_needing_approval
 from tests.helpers import events_of, mark_assessed
@@ -104,12 +107,15 @@ def test_a_request_appears_live_and_the_agents_long_poll_hears_approved(
 
 def test_an_expiry_is_seen_live(asgi_server, browser, fleet):
     approval = propose_needing_approval(fleet["agent"], fleet["session"], in_thread=True)
-    ApprovalRequest.objects.filter(pk=approval.pk).update(
-        expires_at=timezone.now() + timedelta(seconds=12)
-    )
     context, page = _open_queue(browser, asgi_server, "rita")
     try:
         card = f"#approval-{approval.id}"
+        page.wait_for_selector(card)
+        # Bring the expiry close (the TTL floor is a minute), then hint the page to re-fetch.
+        ApprovalRequest.objects.filter(pk=approval.pk).update(
+            expires_at=timezone.now() + timedelta(seconds=5)
+        )
+        in_thread_of_its_own(hints.send, QUEUE_GROUP, {"topic": "approval", "kind": "changed"})
         countdown = page.locator(f"{card} [data-countdown]")
         page.wait_for_selector(f"{card} [data-countdown]:has-text('expires in 0:')")
         before = countdown.inner_text()
@@ -117,7 +123,7 @@ def test_an_expiry_is_seen_live(asgi_server, browser, fleet):
         page.wait_for_timeout(1_100)
         assert countdown.inner_text() != before  # it ticks, no reload
         # At zero the card is marked expired and leaves once the server confirms it.
-        page.wait_for_selector(card, state="detached", timeout=16_000)
+        page.wait_for_selector(card, state="detached", timeout=10_000)
         page.wait_for_selector("[data-testid='queue-empty']")
         # The periodic job then records it; the agent is told expired, not rejected.
         assert in_thread_of_its_own(services.expire_due) == 1
@@ -194,10 +200,17 @@ def test_reject_from_the_keyboard_asks_for_the_reason(asgi_server, browser, flee
 def test_revoking_the_agent_clears_its_cards_from_open_queues(asgi_server, browser, fleet):
     first = propose_needing_approval(fleet["agent"], fleet["session"], in_thread=True)
     second = propose_needing_approval(
-        fleet["agent"], fleet["session"], target="vendor:globex", in_thread=True
+        fleet["agent"], fleet["session"], target="vendor:globex", severity=None, in_thread=True
     )
     context, page = _open_queue(browser, asgi_server, "rita")
     try:
+        page.wait_for_selector(f"#approval-{second.id}")
+        # Filters apply in place and land in the address bar.
+        page.select_option("#f-priority", "high")
+        page.wait_for_selector(f"#approval-{second.id}", state="detached")
+        assert page.locator(f"#approval-{first.id}").is_visible()
+        assert "priority=high" in page.url
+        page.select_option("#f-priority", "")
         page.wait_for_selector(f"#approval-{second.id}")
         in_thread_of_its_own(
             console_services.revoke_agent, fleet["agent"], by=fleet["owner"], reason="rogue"
@@ -205,5 +218,21 @@ def test_revoking_the_agent_clears_its_cards_from_open_queues(asgi_server, brows
         for approval in (first, second):
             page.wait_for_selector(f"#approval-{approval.id}", state="detached", timeout=5_000)
         assert {r.status for r in ApprovalRequest.objects.all()} == {"cancelled"}
+    finally:
+        context.close()
+
+
+def test_a_page_that_loses_its_socket_polls_every_10_seconds(asgi_server, browser, fleet):
+    context, page = _context_page(browser)
+    try:
+        login(page, asgi_server, "rita", PASSWORD)
+        # Every connection to the queue socket is cut at once: the page must fall back.
+        page.route_web_socket(re.compile(r".*/ws/approvals/$"), lambda socket: socket.close())
+        page.goto(asgi_server.url + "/approvals/")
+        page.wait_for_selector("#live-indicator:has-text('polling every 10 s')")
+        approval = propose_needing_approval(fleet["agent"], fleet["session"], in_thread=True)
+        opened = time.monotonic()
+        page.wait_for_selector(f"#approval-{approval.id}", timeout=12_000)
+        assert time.monotonic() - opened <= 11.5
     finally:
         context.close()
