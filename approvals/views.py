@@ -125,13 +125,15 @@ def queue(request: HttpRequest) -> HttpResponse:
 @role_required("read")
 def badge(request: HttpRequest) -> HttpResponse:
     return render(
-        request, "approvals/_badge.html", {"pending_approvals": selectors.pending_count()}
+        request, "approvals/_badge.html#count", {"pending_approvals": selectors.pending_count()}
     )
 
 
 @role_required("read")
 def dashboard_panel(request: HttpRequest) -> HttpResponse:
-    return render(request, "approvals/_dashboard.html", {"summary": selectors.dashboard_summary()})
+    return render(
+        request, "approvals/_dashboard.html#body", {"summary": selectors.dashboard_summary()}
+    )
 
 
 def _outcome_message(approval: ApprovalRequest, status: str) -> str:

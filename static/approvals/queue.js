@@ -10,12 +10,11 @@
   let selectedId = null;
   const refetchAsked = {}; // approval id → when this page last asked about its expiry
 
-  function queue() { return document.getElementById("queue"); }
   function cards() { return Array.from(document.querySelectorAll("#queue .card[data-approval]")); }
 
   function readServerTime() {
-    const section = queue();
-    const serverNow = section && Date.parse(section.dataset.serverNow);
+    const body = document.querySelector("#queue [data-server-now]");
+    const serverNow = body && Date.parse(body.dataset.serverNow);
     if (serverNow) skew = serverNow - Date.now();
   }
 
@@ -110,6 +109,9 @@
       const control = card.querySelector(event.key === "a" ? "[data-key='approve']" : "[data-key='reject']");
       if (control && !control.disabled) {
         event.preventDefault();
+        // A card swapped in a moment ago may not be wired by htmx yet (it does so on settle):
+        // wire it now, or the click would fall back to a full page load.
+        if (window.htmx) htmx.process(card);
         control.click();
       }
     }

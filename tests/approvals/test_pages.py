@@ -68,13 +68,13 @@ def test_the_htmx_refetch_returns_only_the_cards(as_reviewer, agent, session):
     propose_needing_approval(agent, session)
     response = as_reviewer.get("/approvals/?part=cards", **HTMX)
     html = response.content.decode()
-    assert html.lstrip().startswith('<section id="queue"') and "<html" not in html
+    assert html.lstrip().startswith('<div class="queue-body"') and "<html" not in html
 
 
 def test_the_filter_form_gets_the_cards_under_a_plain_url(as_reviewer, agent, session):
     propose_needing_approval(agent, session)
     response = as_reviewer.get("/approvals/?priority=high", HTTP_HX_TARGET="queue", **HTMX)
-    assert response.content.decode().lstrip().startswith('<section id="queue"')
+    assert response.content.decode().lstrip().startswith('<div class="queue-body"')
 
 
 def test_a_breached_sla_is_marked(as_reviewer, agent, session):
@@ -199,8 +199,9 @@ def test_the_header_badge_counts_pending_requests(as_reviewer, agent, session):
     propose_needing_approval(agent, session, target="vendor:b")
     page = as_reviewer.get("/agents/").content.decode()
     assert 'data-testid="pending-badge">2</span>' in page
+    assert 'id="pending-badge-live"' in page and 'hx-trigger="queueChanged from:body' in page
     badge = as_reviewer.get("/approvals/badge/", **HTMX).content.decode()
-    assert ">2</span>" in badge and 'hx-trigger="queueChanged from:body' in badge
+    assert badge.startswith('<span id="pending-badge"') and ">2</span>" in badge
 
 
 def test_the_dashboard_shows_pending_approvals_and_the_queue_load(as_reviewer, agent, session):
@@ -209,7 +210,7 @@ def test_the_dashboard_shows_pending_approvals_and_the_queue_load(as_reviewer, a
     assert "Pending approvals" in page and 'data-testid="dashboard-pending">1<' in page
     assert "Queue load" in page and "<svg" in page
     panel = as_reviewer.get("/approvals/panel/", **HTMX).content.decode()
-    assert panel.lstrip().startswith('<div id="approvals-panel"')
+    assert "Pending approvals" in panel and 'id="approvals-panel"' not in panel
 
 
 def test_decide_needs_the_reviewer_role(client, make_operator, agent, session):
