@@ -1,3 +1,9 @@
 """Websocket routes of the approval queue."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import QueueConsumer
+
+websocket_urlpatterns = [
+    path("ws/approvals/", QueueConsumer.as_asgi()),
+]

@@ -8,7 +8,8 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+# Django's handler, except that long-polls hold no thread while they wait (console/handlers.py).
+from console.handlers import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 

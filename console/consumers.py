@@ -11,6 +11,7 @@ import uuid
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from . import hints
 from .hints import FLEET_GROUP, agent_group
 from .roles import roles_of
 
@@ -32,6 +33,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             except ValueError:
                 await self.close(code=4400)
                 return
+        hints.bind_loop()
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()

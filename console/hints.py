@@ -7,16 +7,29 @@ that made the change: it is logged, and pages re-sync by polling.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 log = logging.getLogger("warden.hints")
 
 FLEET_GROUP = "fleet"
+
+# The event loop that serves this process's websockets and long-polls. The in-memory layer
+# (embedded mode) keeps plain asyncio queues, which only that loop may touch: a hint sent
+# from another thread (a periodic job, a test) is handed to it rather than pushed from a
+# loop of its own, which would not wake the waiting consumer.
+_home_loop: asyncio.AbstractEventLoop | None = None
+
+
+def bind_loop() -> None:
+    """Called by consumers and long-polls from the loop that awaits the layer's queues."""
+    global _home_loop
+    _home_loop = asyncio.get_running_loop()
 
 
 def agent_group(agent_id: Any) -> str:
@@ -28,10 +41,27 @@ def send(group: str, message: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    message = {"type": "hint", **message}
     try:
-        async_to_sync(layer.group_send)(group, {"type": "hint", **message})
+        loop = _home_loop
+        if (
+            isinstance(layer, InMemoryChannelLayer)
+            and loop is not None
+            and loop.is_running()
+            and _running_loop() is not loop
+        ):
+            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(5)
+        else:
+            async_to_sync(layer.group_send)(group, message)
     except Exception:  # noqa: BLE001 - hints are best effort by design
         log.warning("could not push hint to %s", group, exc_info=True)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def send_on_commit(group: str, message: dict) -> None:

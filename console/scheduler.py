@@ -12,7 +12,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 log = logging.getLogger("warden.scheduler")
 
@@ -41,6 +41,15 @@ class InProcessScheduler(threading.Thread):
     def run(self) -> None:
         from console.celery import app
 
+        # What a Celery worker does at start: import every app's tasks module, so the
+        # entries below are registered (autodiscovery waits for this signal).
+        app.loader.import_default_modules()
+        try:
+            self._loop(app)
+        finally:
+            connections.close_all()  # this thread's connections end with it
+
+    def _loop(self, app) -> None:
         next_run = {
             name: time.monotonic() + _interval(entry["schedule"])
             for name, entry in self.schedule.items()

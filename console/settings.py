@@ -20,6 +20,7 @@ Environment variables:
                        process) or "process" (a separate `manage.py run_integrator`)
     OPA_URL            delegate Rego policies to an external OPA server
     WARDEN_DB_POOL_SIZE  PostgreSQL connections pooled per process (default 10; 0: no pool)
+    WARDEN_APPROVAL_SLA_SECONDS  approval SLA target (default 300 s; SPEC §4)
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # WhiteNoise, async-capable, so no middleware pins a thread (console/middleware.py).
+    "console.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -210,7 +212,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "console.purge_idempotency_records",
         "schedule": 3600.0,
     },
+    # SPEC §4: record the expiry of requests nobody decided in time (reads already treat
+    # them as expired the moment they are due).
+    "approvals-expire": {"task": "approvals.expire_due_requests", "schedule": 5.0},
 }
+# SPEC §4: the approval SLA target; a card is "at risk" past 80%, "breached" past 100%.
+WARDEN_APPROVAL_SLA_SECONDS = int(os.environ.get("WARDEN_APPROVAL_SLA_SECONDS") or 300)
 
 # --- Event log ------------------------------------------------------------------------
 WARDEN_KEY_DIR = Path(os.environ.get("WARDEN_KEY_DIR") or VAR_DIR / "keys")

@@ -12,6 +12,7 @@ from django.core.management.commands import flush as flush_command
 from django.db import connections
 from rest_framework.test import APIClient
 
+from approvals import triggers as approval_triggers
 from assessments import triggers as assessment_triggers
 from audit import triggers
 from console import services
@@ -40,11 +41,13 @@ def _flush_without_triggers(self, **options):
     connection = connections[options.get("database", "default")]
     triggers.drop(connection)
     assessment_triggers.drop(connection)
+    approval_triggers.drop(connection)
     try:
         return _original_flush_handle(self, **options)
     finally:
         triggers.install(connection)
         assessment_triggers.install(connection)
+        approval_triggers.install(connection)
 
 
 flush_command.Command.handle = _flush_without_triggers

@@ -37,7 +37,8 @@ def concrete(route: str) -> str:
         start = path.index("<")
         end = path.index(">", start)
         name = path[start + 1 : end].split(":")[-1]
-        value = "adapt" if name == "tab" else "pause" if name == "action" else str(uuid.uuid4())
+        fixed = {"tab": "adapt", "action": "pause", "outcome": "pause"}
+        value = fixed.get(name) or str(uuid.uuid4())
         path = path[:start] + value + path[end + 1 :]
     return "/" + path.lstrip("^").rstrip("$")
 

@@ -1,0 +1,49 @@
+"""Django's ASGI handler, with long-polls that hold no thread while they wait.
+
+Django runs each request's short synchronous steps (the ``request_started`` and
+``request_finished`` signals, middleware hooks, sync views) on a thread of the request's own,
+created on first use and kept until the request ends. For a long-poll that thread would sit
+idle for the whole wait: a thousand waiting agents, a thousand threads. A request that asks
+to wait (``?wait=N`` > 0 on a long-poll route) instead runs those steps on one shared
+thread, each step a few microseconds; its wait is a coroutine on the event loop
+(``approvals.longpoll``).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qs
+
+import django
+from asgiref.sync import ThreadSensitiveContext
+from django.core.handlers.asgi import ASGIHandler
+
+# Routes whose ``wait`` parameter makes the request a long-poll.
+LONG_POLL_PREFIXES = ("/api/v1/approvals/",)
+
+# One call at a time on one thread, as ThreadSensitiveContext requires of a given executor.
+_waiting_steps = ThreadPoolExecutor(max_workers=1, thread_name_prefix="long-poll-steps")
+
+
+def is_long_poll(scope) -> bool:
+    if scope.get("type") != "http" or not scope.get("path", "").startswith(LONG_POLL_PREFIXES):
+        return False
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    try:
+        return int((query.get("wait") or ["0"])[0]) > 0
+    except ValueError:
+        return False
+
+
+class WardenASGIHandler(ASGIHandler):
+    async def __call__(self, scope, receive, send):
+        if not is_long_poll(scope):
+            return await super().__call__(scope, receive, send)
+        async with ThreadSensitiveContext(executor=_waiting_steps):
+            await self.handle(scope, receive, send)
+
+
+def get_asgi_application() -> WardenASGIHandler:
+    """As ``django.core.asgi.get_asgi_application``, with the handler above."""
+    django.setup(set_prefix=False)
+    return WardenASGIHandler()
