@@ -16,6 +16,9 @@ Environment variables:
     WARDEN_KEY_DIR     signing keys directory (default $WARDEN_VAR_DIR/keys)
     WARDEN_SIGNING_KEY base64 Ed25519 private key (32-byte seed); overrides the key file
     WARDEN_CELERY_EAGER  1 to run Celery tasks in-process even with REDIS_URL
+    WARDEN_CELERY_VISIBILITY_TIMEOUT  seconds before a task taken by a dead worker is
+                       delivered again (Redis broker; default 300), with
+                       WARDEN_CELERY_RESTORE_INTERVAL / _THROTTLE (how often workers look)
     WARDEN_INTEGRATOR  "inline" (log fields appended right after each commit, in the same
                        process) or "process" (a separate `manage.py run_integrator`)
     OPA_URL            delegate Rego policies to an external OPA server
@@ -182,12 +185,24 @@ CELERY_TASK_ROUTES = {
     "trust.*": {"queue": "trust"},
     "audit.export_*": {"queue": "exports"},
 }
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# Redis has no real acknowledgements: a message taken by a worker that dies before acking
+# (acks_late) goes back to its queue once it has been unacked for `visibility_timeout`
+# seconds, at the next sweep of a live worker (every `unacked_restore_interval` s, scanning
+# on every `unacked_restore_throttle`-th sweep). The timeout must exceed the longest task;
+# the crash test lowers all three (WARDEN_CELERY_*).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("WARDEN_CELERY_VISIBILITY_TIMEOUT") or 300),
+    "unacked_restore_interval": int(os.environ.get("WARDEN_CELERY_RESTORE_INTERVAL") or 10),
+    "unacked_restore_throttle": int(os.environ.get("WARDEN_CELERY_RESTORE_THROTTLE") or 1),
+}
 CELERY_TIMEZONE = "UTC"
 # Periodic jobs: run by Celery beat in production and by the in-process scheduler of
 # `manage.py serve` in embedded mode (console/scheduler.py), from this one table.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "audit-checkpoint": {"task": "audit.sign_checkpoint_if_due", "schedule": 15.0},
+    # Trust recovery, upgrades and velocity at day boundaries (trust.reducer), and events
+    # whose recompute task was lost.
+    "trust-advance-clock": {"task": "trust.advance_trust_clock", "schedule": 300.0},
 }
 
 # --- Event log ------------------------------------------------------------------------
