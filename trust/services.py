@@ -21,6 +21,7 @@ authorization pipeline reads a worse effective tier as soon as it is committed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -253,11 +254,54 @@ def _ensure_integrated(cause_event_id) -> None:
 
 
 def _apply_pending(row: TrustState, state: reducer.State) -> tuple[int, list[reducer.Outcome]]:
+    """Apply the agent's events after its watermark to ``state`` (in place)."""
     events = selectors.trust_events(row.agent_id, after_seq=state.last_seq)
+    if not events:
+        return 0, []
+    before = state.copy()
     outcomes: list[reducer.Outcome] = []
     for event in events:
         outcomes.extend(reducer.apply(state, event))
+    if before.clock is not None:
+        evaluated = reducer.day_floor(before.clock)
+        late = [event for event in events if event.at < evaluated]
+        if late:
+            corrected = _recompute_after_late(row, before, state, late)
+            if corrected is not None:
+                outcomes = corrected
     return len(events), outcomes
+
+
+def _recompute_after_late(
+    row: TrustState, before: reducer.State, state: reducer.State, late: list[reducer.Event]
+) -> list[reducer.Outcome] | None:
+    """An event stamped before a day boundary this agent has already evaluated was
+    committed late (its transaction outlived ``reducer.SETTLE``). Placing it at the clock,
+    as the reducer does, may differ from a replay of the log, which evaluates that
+    boundary after it. Recompute from the log so the two never disagree; a correction
+    row says why if the numbers moved."""
+    fresh, _ = reducer.replay(selectors.trust_events(row.agent_id), before.clock)
+    if fresh == state:
+        return None  # the same either way: keep the reducer's own records
+    log.warning(
+        "trust of %s: %d event(s) committed after their day boundary; recomputed from the log",
+        row.agent_id,
+        len(late),
+    )
+    outcomes = _correction_outcomes(
+        before,
+        fresh,
+        at=fresh.clock or before.clock,
+        actor=reducer.EVALUATED_BY_EVENT,
+        cause=late[0].id,
+        reason=(
+            f"event {late[0].id[:8]} was committed after the day boundary it precedes; "
+            "trust recomputed from the event log"
+        ),
+    )
+    for name in (item.name for item in dataclasses.fields(reducer.State)):
+        setattr(state, name, getattr(fresh, name))
+    return outcomes
 
 
 def recompute_trust(
@@ -342,13 +386,51 @@ def advance_trust_clock(now: datetime | None = None) -> dict:
 
 
 # --- recomputation from the log -------------------------------------------------------
+def _correction_outcomes(
+    before: reducer.State,
+    after: reducer.State,
+    *,
+    at: datetime,
+    actor: str,
+    cause: str | None,
+    reason: str,
+) -> list[reducer.Outcome]:
+    """A recomputation's change (and its alert when the tier got worse), as outcomes."""
+    change = _correction(before, after, at=at, actor=actor, reason=reason, cause=cause)
+    if _numbers(before) == _numbers(after):
+        return []
+    outcomes: list[reducer.Outcome] = [change]
+    if change.tier_worsened:
+        outcomes.append(
+            reducer.Alert(
+                kind="tier_worsened",
+                at=at,
+                cause_event_id=cause,
+                message=(
+                    f"Trust tier worsened from {change.previous_tier} to {change.new_tier} "
+                    f"(score {change.new_score}): {reason}"
+                ),
+                previous_tier=change.previous_tier,
+                new_tier=change.new_tier,
+                trust_score=change.new_score,
+            )
+        )
+    return outcomes
+
+
 def _correction(
-    before: reducer.State, after: reducer.State, *, at: datetime, actor: str, reason: str
+    before: reducer.State,
+    after: reducer.State,
+    *,
+    at: datetime,
+    actor: str,
+    reason: str,
+    cause: str | None = None,
 ) -> reducer.Change:
     return reducer.Change(
         change_type=TrustHistory.ChangeType.MANUAL_RECALCULATION,
         at=at,
-        cause_event_id=None,
+        cause_event_id=cause,
         reason=reason,
         evaluated_by=actor,
         previous_score=before.trust_score,
@@ -575,9 +657,10 @@ def rebuild_trust(
             "agent_id", "last_seq", "clock", "data"
         )
     }
+    targets: dict[str, datetime] = {}
     for agent_id, state in states.items():
         row = stored.get(agent_id)
-        until = max(due, row.clock) if row is not None and row.clock else due
+        until = targets[agent_id] = max(due, row.clock) if row is not None and row.clock else due
         reducer.advance(state, until)
     report.events = count
     report.agents = len(states)
@@ -595,10 +678,15 @@ def rebuild_trust(
             report.unchanged += 1
             continue
         if current.last_seq < state.last_seq or (current.clock or now) < (state.clock or now):
-            if write:
-                advance_agent(agent_id, max(due, state.clock or due))
-                current = TrustState.objects.get(agent_id=agent_id).load()
+            # Behind (an event or a boundary not applied yet): the incremental way first.
             report.caught_up += 1
+            if write:
+                advance_agent(agent_id, targets[agent_id])
+                current = TrustState.objects.get(agent_id=agent_id).load()
+            else:
+                for event in selectors.trust_events(agent_id, after_seq=current.last_seq):
+                    reducer.apply(current, event)
+                reducer.advance(current, targets[agent_id])
             if current == state:
                 continue
         to_write.append(agent_id)

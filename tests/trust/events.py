@@ -61,11 +61,13 @@ def _recorded(event: GovernanceEvent) -> GovernanceEvent:
 
 
 # --- the agent ------------------------------------------------------------------------
-def register_assessed(by, name: str, *, vector: str = "procurement_agent", when=None) -> Agent:
+def register_assessed(
+    by, name: str, *, vector: str = "procurement_agent", when=None, settings=None, scope=None
+) -> Agent:
     """A registered agent with a real assessment (``assessment.completed`` in the log)."""
     answers = BY_NAME[vector]["answers"] if vector else PROCUREMENT["answers"]
     with at(when or T0):
-        agent = console_services.register_agent(name=name, by=by)
+        agent = console_services.register_agent(name=name, by=by, settings=settings, scope=scope)
         with TestCase.captureOnCommitCallbacks(execute=True):
             assess_agent(agent, answers=answers, by=by)
     return Agent.objects.get(pk=agent.pk)
