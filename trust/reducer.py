@@ -62,11 +62,12 @@ Choices where SPEC §5 is silent (written down here, used by both paths)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from . import scoring
 
@@ -100,9 +101,11 @@ _HUNDRED = Decimal("100.00")
 # --- time -----------------------------------------------------------------------------
 def day_floor(moment: datetime) -> datetime:
     """The UTC midnight that starts ``moment``'s day."""
-    if moment.tzinfo is None:
-        raise ValueError("times must be timezone-aware")
-    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if moment.tzinfo is not UTC:
+        if moment.tzinfo is None:
+            raise ValueError("times must be timezone-aware")
+        moment = moment.astimezone(UTC)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def boundary_at_or_after(moment: datetime) -> datetime:
@@ -116,9 +119,13 @@ def due_boundary(now: datetime, settle: timedelta = SETTLE) -> datetime:
 
 
 # --- records --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Event:
-    """The part of a governance event the reducer reads."""
+# Named tuples, not dataclasses: a rebuild makes millions of these (a frozen dataclass
+# costs several times more to construct).
+NO_PAYLOAD: Mapping[str, Any] = MappingProxyType({})
+
+
+class Event(NamedTuple):
+    """The part of a governance event the reducer reads (``at`` in UTC)."""
 
     id: str
     seq: int
@@ -127,11 +134,10 @@ class Event:
     session_id: str | None = None
     verdict: str | None = None
     result: str = "success"
-    payload: dict = field(default_factory=dict)
+    payload: Mapping[str, Any] = NO_PAYLOAD
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One TrustHistory row (SPEC §5.5)."""
 
     change_type: str
@@ -165,8 +171,7 @@ class Change:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Alert:
+class Alert(NamedTuple):
     kind: str  # tier_worsened | velocity
     at: datetime
     cause_event_id: str | None
@@ -270,7 +275,7 @@ def apply(state: State, event: Event, *, fast_forward: bool = True) -> list[Outc
         state.quiet_since = event.at
     else:
         at = event.at if event.at > state.clock else state.clock
-        if at >= day_floor(state.clock) + DAY:
+        if at.date() != state.clock.date():  # a day boundary lies in (clock, at]
             out.extend(advance(state, at, fast_forward=fast_forward))
         state.clock = at
     if event.seq > state.last_seq:
@@ -339,7 +344,7 @@ def _rescore(state: State, at: datetime) -> None:
     if state.risk_profile_score is None or state.risk_tier is None:
         state.trust_score = state.trust_tier = state.effective_tier = None
         return
-    score = scoring.trust_score(state.risk_profile_score, state.behavioral, state.alignment)
+    score = scoring.weighted_score(state.risk_profile_score, state.behavioral, state.alignment)
     tier = scoring.applied_trust_tier(state.trust_tier, score)
     state.trust_score = score
     state.trust_tier = tier
@@ -585,35 +590,47 @@ _HANDLERS = {
 }
 
 
+def _recovery_due(state: State, boundary: datetime) -> bool:
+    return (
+        state.behavioral < _HUNDRED
+        and state.quiet_since is not None
+        and (boundary.date() - state.quiet_since.date()).days >= RECOVERY_FROM.days
+    )
+
+
 def _tick(state: State, boundary: datetime) -> list[Outcome]:
     """Evaluate one day boundary: recovery, upgrade, then the velocity sample."""
     out: list[Outcome] = []
-    old = _snapshot(state)
-    reasons = []
-    if (
-        state.behavioral < _HUNDRED
-        and state.quiet_since is not None
-        and boundary >= day_floor(state.quiet_since) + RECOVERY_FROM
-    ):
-        step = scoring.recovery_per_day(state.effective_tier)
-        state.behavioral = scoring.recover(state.behavioral, state.effective_tier)
-        _rescore(state, boundary)
-        days = (boundary - day_floor(state.quiet_since)) // DAY - 1
-        reasons.append(
-            f"{days} full days without a violation: behavioural +{_d(step)}"
-            + (" (effective tier 4 recovers 0.5 a day)" if step != scoring.RECOVERY_PER_DAY else "")
-        )
-    if state.trust_tier is not None:
-        better = scoring.upgraded_tier(state.trust_tier, state.above_since, boundary)
+    recovering = _recovery_due(state, boundary)
+    # Recovery only raises the score, so it cannot change which upgrade is due.
+    better = (
+        scoring.upgraded_tier(state.trust_tier, state.above_since, boundary)
+        if state.trust_tier is not None and state.trust_tier > 1
+        else None
+    )
+    if recovering or better is not None:
+        old = _snapshot(state)
+        reasons = []
+        if recovering:
+            step = scoring.recovery_per_day(state.effective_tier)
+            state.behavioral = scoring.recover(state.behavioral, state.effective_tier)
+            _rescore(state, boundary)
+            days = (boundary.date() - state.quiet_since.date()).days - 1  # type: ignore[union-attr]
+            reasons.append(
+                f"{days} full days without a violation: behavioural +{_d(step)}"
+                + (
+                    " (effective tier 4 recovers 0.5 a day)"
+                    if step != scoring.RECOVERY_PER_DAY
+                    else ""
+                )
+            )
         if better is not None:
-            threshold = scoring.THRESHOLD_OF_TIER[better]
             state.trust_tier = better
             state.effective_tier = max(state.risk_tier or better, better)
             reasons.append(
-                f"score at or above {_d(threshold)} for {scoring.UPGRADE_WAIT.days} "
-                f"consecutive days"
+                f"score at or above {_d(scoring.THRESHOLD_OF_TIER[better])} for "
+                f"{scoring.UPGRADE_WAIT.days} consecutive days"
             )
-    if reasons:
         out.extend(
             _emit(
                 state,
@@ -629,8 +646,11 @@ def _tick(state: State, boundary: datetime) -> list[Outcome]:
     samples.append(state.trust_score)
     if len(samples) > SAMPLES:
         del samples[0]
-    if len(samples) == SAMPLES and None not in samples:
-        points = [samples[i] for i in range(0, SAMPLES, scoring.VELOCITY_WINDOW_DAYS)]
+    # A score, once there, never goes back to None: None samples can only be the oldest,
+    # so samples[0] tells whether there is any (and avoids comparing Decimals with None).
+    if len(samples) == SAMPLES and samples[0] is not None:
+        week = scoring.VELOCITY_WINDOW_DAYS
+        points = [samples[0], samples[week], samples[2 * week], samples[3 * week]]
         if scoring.velocity_decline(points):  # type: ignore[arg-type]
             if state.velocity_armed:
                 state.velocity_armed = False
@@ -659,9 +679,13 @@ def _tick(state: State, boundary: datetime) -> list[Outcome]:
 def _last_quiet_boundary(state: State, first: datetime, until: datetime) -> datetime | None:
     """The last boundary of a run starting at ``first`` in which no boundary can change
     anything but the (constant) velocity samples; ``None`` if ``first`` itself may."""
+    samples = state.samples
     score = state.trust_score
-    for sample in state.samples:
-        if sample != score:
+    if samples:
+        if score is None:
+            if samples[-1] is not None:
+                return None
+        elif samples[0] is None or samples.count(score) != len(samples):
             return None
     limit = day_floor(until)
     if state.behavioral < _HUNDRED and state.quiet_since is not None:

@@ -101,6 +101,16 @@ def trust_score(
     return _cents(total)
 
 
+def weighted_score(risk_profile_score: Decimal, behavioral: Decimal, alignment: Decimal) -> Decimal:
+    """``trust_score`` without the input checks, for components already known to be valid
+    Decimals in [0, 100] (the reducer's own state); same result."""
+    return (
+        WEIGHT_RISK_PROFILE * risk_profile_score
+        + WEIGHT_BEHAVIORAL * behavioral
+        + WEIGHT_ALIGNMENT * alignment
+    ).quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
 # --- §5.2 -----------------------------------------------------------------------------
 def violation_penalty(severity: str) -> Decimal:
     """Points an enforced violation of ``severity`` (minor/major/critical) costs."""
@@ -221,7 +231,9 @@ def velocity_decline(scores: Sequence[Decimal]) -> bool:
     first; True when it fell by more than 5 points in each of the 3 windows between them."""
     if len(scores) != VELOCITY_WINDOWS + 1:
         raise ValueError(f"need {VELOCITY_WINDOWS + 1} scores, got {len(scores)}")
-    return all(
-        Decimal(earlier) - Decimal(later) > VELOCITY_DROP
-        for earlier, later in zip(scores, scores[1:], strict=False)
+    first, second, third, fourth = scores
+    return (
+        first - second > VELOCITY_DROP
+        and second - third > VELOCITY_DROP
+        and third - fourth > VELOCITY_DROP
     )

@@ -8,11 +8,13 @@ one lock), so a watermark on ``seq`` never skips an event that commits late.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Max, Min, QuerySet
 
 from audit.models import EventLogEntry
@@ -23,25 +25,63 @@ from .models import Alert, TrustHistory
 
 TYPES = tuple(sorted(reducer.CONSUMED_TYPES))
 
+# The payload is shipped only when the reducer reads it (see ``_payload``): most rows of a
+# fleet's log are allowed, in-scope actions, and PostgreSQL tests that faster than Python.
 _PG_EVENTS = """
 SELECT l.seq, e.agent_id::text, e.id::text, e.event_type, e.timestamp, e.session_id::text,
-       e.verdict, e.result, e.payload_json
+       e.verdict, e.result,
+       CASE WHEN e.event_type IN ('agent.registered', 'session.ended', 'session.halted',
+                                  'session.revoked')
+              OR (e.event_type = 'action.evaluated'
+                  AND e.verdict IS DISTINCT FROM 'BLOCK' AND e.verdict IS DISTINCT FROM 'HALT'
+                  AND strpos(e.payload_json, '"in_scope":false') = 0
+                  AND strpos(e.payload_json, '"violation":{{') = 0)
+            THEN NULL ELSE e.payload_json END
 FROM audit_eventlogentry l JOIN audit_governanceevent e ON e.arrival = l.event_arrival
-WHERE e.event_type = ANY(%s) AND e.agent_id IS NOT NULL {agents} {after}
+WHERE e.event_type = ANY(%s) AND e.agent_id IS NOT NULL {agents} {after} {shard}
 ORDER BY l.seq
 """
 
 
+# Events whose payload the reducer never reads.
+_NO_PAYLOAD_TYPES = frozenset({"agent.registered"} | reducer.SESSION_END_TYPES)
+# What an allowed, in-scope action's payload says to the reducer.
+_ALIGNED = MappingProxyType({"in_scope": True, "violation": None})
+
+
+def _payload(event_type: str, verdict: str | None, payload_json: str | None):
+    """The payload the reducer needs, parsing JSON only when it has to (a rebuild reads
+    every action of the fleet; most are allowed and in scope).
+
+    ``payload_json`` is RFC 8785 canonical JSON (no whitespace; a quote inside a string is
+    escaped), so the two substrings below appear exactly when the top-level ``in_scope``
+    may be false or ``violation`` may be an object; a match only costs a full parse. On
+    PostgreSQL the query makes the same test and sends ``None`` instead of the payload.
+    """
+    if event_type in _NO_PAYLOAD_TYPES:
+        return reducer.NO_PAYLOAD
+    if event_type == "action.evaluated" and (
+        payload_json is None
+        or (
+            verdict not in ("BLOCK", "HALT")
+            and '"in_scope":false' not in payload_json
+            and '"violation":{' not in payload_json
+        )
+    ):
+        return _ALIGNED
+    return json.loads(payload_json) if payload_json is not None else {}
+
+
 def _event(seq, event_id, event_type, timestamp, session_id, verdict, result, payload_json):
     return reducer.Event(
-        id=event_id,
-        seq=seq,
-        type=event_type,
-        at=timestamp.astimezone(UTC),
-        session_id=session_id,
-        verdict=verdict,
-        result=result,
-        payload=json.loads(payload_json) if event_type != "agent.registered" else {},
+        event_id,
+        seq,
+        event_type,
+        timestamp if timestamp.tzinfo is UTC else timestamp.astimezone(UTC),
+        session_id,
+        verdict,
+        result,
+        _payload(event_type, verdict, payload_json),
     )
 
 
@@ -78,23 +118,51 @@ def _orm_rows(agent_ids: Iterable | None, after_seq: int):
         )
 
 
-def _rows(agent_ids: Iterable | None, after_seq: int, chunk_size: int):
+def _rows(
+    agent_ids: Iterable | None,
+    after_seq: int,
+    chunk_size: int,
+    shard: tuple[int, int] | None = None,
+):
     if connection.vendor != "postgresql":
-        yield from _orm_rows(agent_ids, after_seq)
+        rows = _orm_rows(agent_ids, after_seq)
+        if shard is not None:
+            index, count = shard
+            rows = (row for row in rows if shard_of(row[1], count) == index)
+        yield from rows
         return
     params: list = [list(TYPES)]
-    agents_sql = after_sql = ""
+    agents_sql = after_sql = shard_sql = ""
     if agent_ids is not None:
         agents_sql = "AND e.agent_id = ANY(%s::uuid[])"
         params.append([str(agent_id) for agent_id in agent_ids])
     if after_seq:
         after_sql = "AND l.seq > %s"
         params.append(after_seq)
-    sql = _PG_EVENTS.format(agents=agents_sql, after=after_sql)
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(chunk_size):
-            yield from rows
+    if shard is not None:
+        shard_sql = "AND ('x' || substr(e.agent_id::text, 1, 7))::bit(28)::int %% %s = %s"
+        params.extend([shard[1], shard[0]])
+    sql = _PG_EVENTS.format(agents=agents_sql, after=after_sql, shard=shard_sql)
+    if agent_ids is not None and len(params[1]) == 1:
+        with connection.cursor() as cursor:  # one agent: a small result, one round trip
+            cursor.execute(sql, params)
+            yield from cursor.fetchall()
+        return
+    # The whole log: a server-side cursor on the driver's connection, in a transaction
+    # (Django's chunked cursor adds a measurable cost per row here).
+    from psycopg.types.datetime import TimestamptzLoader
+
+    with transaction.atomic():
+        connection.ensure_connection()
+        with connection.connection.cursor(name=f"trust_rows_{uuid.uuid4().hex}") as cursor:
+            # psycopg's own (C) timestamptz loader: Django's per-connection one is written in
+            # Python and costs more than the rest of the row. The session is in UTC, so the
+            # values are the same aware UTC datetimes.
+            cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+            cursor.itersize = chunk_size
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(chunk_size):
+                yield from rows
 
 
 def trust_events(agent_id, after_seq: int = 0) -> list[reducer.Event]:
@@ -105,12 +173,26 @@ def trust_events(agent_id, after_seq: int = 0) -> list[reducer.Event]:
     ]
 
 
+def shard_of(agent_id: str, count: int) -> int:
+    """Which of ``count`` shards an agent's events go to (a parallel rebuild); the same
+    arithmetic as the SQL: the first 28 bits of the UUID, modulo ``count``."""
+    return int(str(agent_id)[:7], 16) % count
+
+
 def stream_trust_events(
-    agent_ids: Iterable | None = None, *, chunk_size: int = 5000
+    agent_ids: Iterable | None = None,
+    *,
+    chunk_size: int = 5000,
+    shard: tuple[int, int] | None = None,
 ) -> Iterator[tuple[str, reducer.Event]]:
-    """Every consumed event of every agent (or of ``agent_ids``), in log order."""
-    for seq, agent_id, event_id, *rest in _rows(agent_ids, 0, chunk_size):
-        yield agent_id, _event(seq, event_id, *rest)
+    """Every consumed event of every agent (or of ``agent_ids``; or of one ``shard``
+    ``(index, count)`` of the agents), in log order."""
+    rows = _rows(agent_ids, 0, chunk_size, shard)
+    try:
+        for seq, agent_id, event_id, event_type, at, session, verdict, result, payload in rows:
+            yield agent_id, _event(seq, event_id, event_type, at, session, verdict, result, payload)
+    finally:
+        rows.close()
 
 
 def agents_with_events_after(after_seq: int, upto_seq: int, types: Iterable[str]) -> set[str]:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from audit.models import EventLogEntry
@@ -129,9 +129,7 @@ def _change_payload(change: reducer.Change) -> dict:
     }
 
 
-def _history_row(
-    agent: Agent, change: reducer.Change, *, event_id, cause_event_id=None
-) -> TrustHistory:
+def _history_row(agent: Agent, change: reducer.Change, *, event_id) -> TrustHistory:
     row = TrustHistory(
         agent=agent,
         previous_score=change.previous_score,
@@ -149,8 +147,8 @@ def _history_row(
         change_type=change.change_type,
         change_reason=change.reason,
         evaluated_by=change.evaluated_by,
-        cause_event_id=cause_event_id or change.cause_event_id,
-        event_id=event_id,
+        cause_event_id=_as_uuid(change.cause_event_id) if change.cause_event_id else None,
+        event_id=_as_uuid(event_id),
         effective_at=change.at,
     )
     row.save()
@@ -396,26 +394,25 @@ def _correction_outcomes(
     reason: str,
 ) -> list[reducer.Outcome]:
     """A recomputation's change (and its alert when the tier got worse), as outcomes."""
-    change = _correction(before, after, at=at, actor=actor, reason=reason, cause=cause)
     if _numbers(before) == _numbers(after):
         return []
-    outcomes: list[reducer.Outcome] = [change]
-    if change.tier_worsened:
-        outcomes.append(
-            reducer.Alert(
-                kind="tier_worsened",
-                at=at,
-                cause_event_id=cause,
-                message=(
-                    f"Trust tier worsened from {change.previous_tier} to {change.new_tier} "
-                    f"(score {change.new_score}): {reason}"
-                ),
-                previous_tier=change.previous_tier,
-                new_tier=change.new_tier,
-                trust_score=change.new_score,
-            )
-        )
-    return outcomes
+    change = _correction(before, after, at=at, actor=actor, reason=reason, cause=cause)
+    return [change, _worse_tier_alert(change)] if change.tier_worsened else [change]
+
+
+def _worse_tier_alert(change: reducer.Change) -> reducer.Alert:
+    return reducer.Alert(
+        kind="tier_worsened",
+        at=change.at,
+        cause_event_id=change.cause_event_id,
+        message=(
+            f"Trust tier worsened from {change.previous_tier} to {change.new_tier} "
+            f"(score {change.new_score}): {change.reason}"
+        ),
+        previous_tier=change.previous_tier,
+        new_tier=change.new_tier,
+        trust_score=change.new_score,
+    )
 
 
 def _correction(
@@ -491,35 +488,22 @@ def _apply_correction(
     """Make ``after`` the agent's state; a history row explains any change of numbers."""
     history = None
     if always or _numbers(before) != _numbers(after):
-        change = _correction(before, after, at=timezone.now(), actor=actor, reason=reason)
+        change = _correction(
+            before, after, at=timezone.now(), actor=actor, reason=reason, cause=str(cause_event_id)
+        )
         if event_id is None:
             event_id = record(
                 "trust.changed",
                 actor=actor,
                 agent_id=agent.id,
                 reason=reason,
-                payload={**_change_payload(change), "cause_event_id": cause_event_id},
+                payload=_change_payload(change),
             ).id
-        history = _history_row(agent, change, event_id=event_id, cause_event_id=cause_event_id)
+        history = _history_row(agent, change, event_id=event_id)
         if change.tier_changed:
             _record_tier_change(agent, change, actor=actor)
         if change.tier_worsened:
-            _raise_alert(
-                agent,
-                reducer.Alert(
-                    kind="tier_worsened",
-                    at=change.at,
-                    cause_event_id=str(cause_event_id),
-                    message=(
-                        f"Trust tier worsened from {change.previous_tier} to "
-                        f"{change.new_tier} (score {change.new_score}): {reason}"
-                    ),
-                    previous_tier=change.previous_tier,
-                    new_tier=change.new_tier,
-                    trust_score=change.new_score,
-                ),
-                actor=actor,
-            )
+            _raise_alert(agent, _worse_tier_alert(change), actor=actor)
     _store(row, after)
     _cache_on_agent(agent, after)
     return history
@@ -624,8 +608,58 @@ class RebuildReport:
 REBUILD_CHUNK = 500
 
 
+def _replay_shard(
+    ids: list[str] | None, shard: tuple[int, int] | None
+) -> tuple[dict[str, reducer.State], int]:
+    """Every agent's state from scratch (of one shard of the agents, or all of them)."""
+    states: dict[str, reducer.State] = {}
+    apply = reducer.apply
+    count = 0
+    stream = selectors.stream_trust_events(ids, shard=shard)
+    try:
+        for agent_id, event in stream:
+            state = states.get(agent_id)
+            if state is None:
+                state = states[agent_id] = reducer.State()
+            apply(state, event)
+            count += 1
+    finally:
+        stream.close()  # the server-side cursor and its transaction end here, even on error
+    return states, count
+
+
+def _replay_worker(job: tuple[list[str] | None, int, int]) -> tuple[dict[str, reducer.State], int]:
+    ids, index, workers = job
+    try:
+        return _replay_shard(ids, (index, workers))
+    finally:
+        connections.close_all()
+
+
+def _replay_in_parallel(
+    ids: list[str] | None, workers: int
+) -> tuple[dict[str, reducer.State], int]:
+    """Replay shards of the agents in ``workers`` forked processes (agents are independent;
+    each shard keeps log order). Committed data only: never inside a transaction."""
+    import multiprocessing
+
+    connections.close_all()  # children open their own connections
+    states: dict[str, reducer.State] = {}
+    count = 0
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        jobs = [(ids, index, workers) for index in range(workers)]
+        for part, events in pool.imap_unordered(_replay_worker, jobs):
+            states.update(part)
+            count += events
+    return states, count
+
+
 def rebuild_trust(
-    *, agent_ids: Iterable | None = None, now: datetime | None = None, write: bool = True
+    *,
+    agent_ids: Iterable | None = None,
+    now: datetime | None = None,
+    write: bool = True,
+    workers: int = 1,
 ) -> RebuildReport:
     """Recompute every agent's trust from the event log from scratch (SPEC §5.5).
 
@@ -633,7 +667,8 @@ def rebuild_trust(
     do; stored state behind (a pending event or day boundary) → brought up to date the
     incremental way, then compared again; otherwise the recomputed state replaces it with
     a ``manual_recalculation`` row (``system:rebuild_trust``). With ``write=False`` nothing
-    is written (the report says what would change).
+    is written (the report says what would change). ``workers > 1`` replays shards of the
+    agents in that many processes (PostgreSQL, outside a transaction).
     """
     now = now or timezone.now()
     report = RebuildReport()
@@ -642,15 +677,10 @@ def rebuild_trust(
     due = reducer.due_boundary(now)
 
     started = time.perf_counter()
-    states: dict[str, reducer.State] = {}
-    apply = reducer.apply
-    count = 0
-    for agent_id, event in selectors.stream_trust_events(ids):
-        state = states.get(agent_id)
-        if state is None:
-            state = states[agent_id] = reducer.State()
-        apply(state, event)
-        count += 1
+    if workers > 1 and connection.vendor == "postgresql" and not connection.in_atomic_block:
+        states, count = _replay_in_parallel(ids, workers)
+    else:
+        states, count = _replay_shard(ids, None)
     stored = {
         str(row.agent_id): row
         for row in TrustState.objects.filter(agent_id__in=list(states)).only(

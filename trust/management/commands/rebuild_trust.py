@@ -1,4 +1,4 @@
-"""manage.py rebuild_trust [--agent ID …] [--check]: every trust score from the event log.
+"""manage.py rebuild_trust [--agent ID …] [--check] [--workers N]: trust from the event log.
 
 Replays the log from scratch through the same reducer as the incremental tasks (SPEC
 §5.5) and compares each result with the stored one. Equal: nothing written. Stored state
@@ -27,15 +27,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--check", action="store_true", help="compare only; exit 1 if anything differs"
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            help="replay shards of the agents in this many processes (PostgreSQL)",
+        )
 
-    def handle(self, *args, agents=None, check=False, **options):
+    def handle(self, *args, agents=None, check=False, workers=1, **options):
+        if workers < 1:
+            raise CommandError("--workers must be at least 1")
         ids = None
         if agents:
             try:
                 ids = [uuid.UUID(value) for value in agents]
             except ValueError as exc:
                 raise CommandError(f"--agent takes an agent id (UUID): {exc}") from exc
-        report = rebuild_trust(agent_ids=ids, write=not check)
+        report = rebuild_trust(agent_ids=ids, write=not check, workers=workers)
         self.stdout.write(
             f"{report.agents} agents, {report.events} events replayed in "
             f"{report.compute_seconds:.2f} s ({report.events_per_second:,.0f} events/s); "
