@@ -103,7 +103,8 @@ def _x_ticks(start: datetime, end: datetime) -> list[dict]:
     ticks = []
     for index in range(count + 1):
         at = start + timedelta(seconds=(end - start).total_seconds() * index / count)
-        ticks.append({"x": _x(at, start, end), "label": at.strftime(fmt)})
+        anchor = "start" if index == 0 else "end" if index == count else "middle"
+        ticks.append({"x": _x(at, start, end), "label": at.strftime(fmt), "anchor": anchor})
     return ticks
 
 
