@@ -216,14 +216,20 @@ def _raise_alert(agent: Agent, alert: reducer.Alert, *, actor: str) -> Alert | N
     )
     from approvals.services import open_review
 
-    open_review(
-        agent,
-        cause_event_id=alert.cause_event_id or event.id,
-        kind=alert.kind,
-        reason=alert.message,
-        previous_tier=alert.previous_tier,
-        new_tier=alert.new_tier,
-    )
+    try:
+        # A savepoint: a failing review must not roll back (and so block, task after task)
+        # the trust change itself; the alert above still shows on the dashboard.
+        with transaction.atomic():
+            open_review(
+                agent,
+                cause_event_id=alert.cause_event_id or event.id,
+                kind=alert.kind,
+                reason=alert.message,
+                previous_tier=alert.previous_tier,
+                new_tier=alert.new_tier,
+            )
+    except Exception:
+        log.exception("opening the %s review of agent %s failed", alert.kind, agent.id)
     hints.agent_changed_on_commit(agent.id, kind="alert")
     return row
 

@@ -188,6 +188,16 @@ def test_a_worse_tier_records_tier_changed_an_alert_and_a_review(agent, reviews)
     assert "worsened from 3 to 4" in kwargs["reason"]
 
 
+def test_a_failing_review_does_not_block_the_trust_change(agent, reviews):
+    reviews.side_effect = RuntimeError("queue unavailable")
+    with at(T0 + timedelta(hours=1)):
+        for _ in range(3):
+            ev.violation(agent, None, "critical")
+    assert fresh(agent).trust_tier == 4  # applied anyway
+    assert Alert.objects.filter(agent=agent, kind="tier_worsened").exists()
+    reviews.assert_called_once()
+
+
 def test_approval_outcomes_move_behavioural(agent):
     with at(T0):
         ev.decided(agent, result="rejected")
