@@ -687,22 +687,23 @@ def rebuild_trust(
         states, count = _replay_in_parallel(ids, workers)
     else:
         states, count = _replay_shard(ids, None)
-    stored = {
-        str(row.agent_id): row
-        for row in TrustState.objects.filter(agent_id__in=list(states)).only(
-            "agent_id", "last_seq", "clock", "data"
-        )
-    }
+    scope = TrustState.objects.all() if ids is None else TrustState.objects.filter(agent_id__in=ids)
+    clocks = {str(agent_id): clock for agent_id, clock in scope.values_list("agent_id", "clock")}
     targets: dict[str, datetime] = {}
     for agent_id, state in states.items():
-        row = stored.get(agent_id)
-        until = targets[agent_id] = max(due, row.clock) if row is not None and row.clock else due
+        clock = clocks.get(agent_id)
+        until = targets[agent_id] = max(due, clock) if clock else due
         reducer.advance(state, until)
     report.events = count
     report.agents = len(states)
     report.compute_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
+    stored = {
+        str(row.agent_id): row
+        for row in scope.only("agent_id", "last_seq", "clock", "data")
+        if str(row.agent_id) in states
+    }
     to_write: list[str] = []
     for agent_id, state in states.items():
         row = stored.get(agent_id)
