@@ -2,7 +2,8 @@
 
 It creates the agent's next assessment version, caches the new risk profile and the trust
 numbers it implies on the agent (SPEC §5.1, §5.4), and records ``assessment.completed``, all
-in one transaction; the websocket hint goes out after commit.
+in one transaction; the websocket hint and the trust recompute (``trust.hooks``) go out after
+commit.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from console import hints
 from console.errors import Conflict, Invalid
 from console.models import Agent
 from console.validation import require_reason
+from trust import hooks as trust_hooks
 from trust import scoring as trust_scoring
 
 from . import scoring
@@ -78,7 +80,9 @@ def assess_agent(
             trust = trust_scoring.trust_score(
                 profile.risk_profile_score, current.behavioral, current.alignment
             )
-            trust_tier = trust_scoring.trust_tier(trust)
+            # A worse trust tier applies at once, a better one only after 7 days (SPEC §5.4,
+            # maintained by the trust app from here on).
+            trust_tier = trust_scoring.applied_trust_tier(current.trust_tier, trust)
             effective = trust_scoring.effective_tier(profile.risk_tier, trust_tier)
             payload: dict[str, Any] = {
                 "version": latest + 1,
@@ -127,6 +131,7 @@ def assess_agent(
                 assessed_by=by,
                 event_id=event.id,
             )
+            trust_hooks.event_recorded(event)
             current.risk_percent = profile.risk_percent
             current.risk_tier = profile.risk_tier
             current.risk_profile_score = profile.risk_profile_score

@@ -74,6 +74,8 @@ def recent_events(limit: int = 15) -> QuerySet[GovernanceEvent]:
 
 
 def dashboard_context() -> dict:
+    from trust.selectors import dashboard_context as trust_context
+
     status_counts = fleet_by_status()
     tiers = fleet_by_tier()
     biggest = max([row["count"] for row in tiers] + [1])
@@ -86,4 +88,5 @@ def dashboard_context() -> dict:
         "recent_events": recent_events(),
         "open_sessions": AgentSession.objects.filter(status=AgentSession.Status.OPEN).count(),
         "lag": integration_lag(),
+        **trust_context(),  # trust movers of the week and open alerts (trust app)
     }

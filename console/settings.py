@@ -16,6 +16,9 @@ Environment variables:
     WARDEN_KEY_DIR     signing keys directory (default $WARDEN_VAR_DIR/keys)
     WARDEN_SIGNING_KEY base64 Ed25519 private key (32-byte seed); overrides the key file
     WARDEN_CELERY_EAGER  1 to run Celery tasks in-process even with REDIS_URL
+    WARDEN_CELERY_VISIBILITY_TIMEOUT  seconds before a task taken by a dead worker is
+                       delivered again (Redis broker; default 300), with
+                       WARDEN_CELERY_RESTORE_INTERVAL / _THROTTLE (how often workers look)
     WARDEN_INTEGRATOR  "inline" (log fields appended right after each commit, in the same
                        process) or "process" (a separate `manage.py run_integrator`)
     OPA_URL            delegate Rego policies to an external OPA server
@@ -190,7 +193,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"  # eager tasks still take a producer
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("WARDEN_CELERY_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -202,7 +205,16 @@ CELERY_TASK_ROUTES = {
     "trust.*": {"queue": "trust"},
     "audit.export_*": {"queue": "exports"},
 }
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# Redis has no real acknowledgements: a message taken by a worker that dies before acking
+# (acks_late) goes back to its queue once it has been unacked for `visibility_timeout`
+# seconds, at the next sweep of a live worker (every `unacked_restore_interval` s, scanning
+# on every `unacked_restore_throttle`-th sweep). The timeout must exceed the longest task;
+# the crash test lowers all three (WARDEN_CELERY_*).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("WARDEN_CELERY_VISIBILITY_TIMEOUT") or 300),
+    "unacked_restore_interval": int(os.environ.get("WARDEN_CELERY_RESTORE_INTERVAL") or 10),
+    "unacked_restore_throttle": int(os.environ.get("WARDEN_CELERY_RESTORE_THROTTLE") or 1),
+}
 CELERY_TIMEZONE = "UTC"
 # Periodic jobs: run by Celery beat in production and by the in-process scheduler of
 # `manage.py serve` in embedded mode (console/scheduler.py), from this one table.
@@ -215,6 +227,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # SPEC §4: record the expiry of requests nobody decided in time (reads already treat
     # them as expired the moment they are due).
     "approvals-expire": {"task": "approvals.expire_due_requests", "schedule": 5.0},
+    # Trust recovery, upgrades and velocity at day boundaries (trust.reducer), and events
+    # whose recompute task was lost.
+    "trust-advance-clock": {"task": "trust.advance_trust_clock", "schedule": 300.0},
 }
 # SPEC §4: the approval SLA target; a card is "at risk" past 80%, "breached" past 100%.
 WARDEN_APPROVAL_SLA_SECONDS = int(os.environ.get("WARDEN_APPROVAL_SLA_SECONDS") or 300)

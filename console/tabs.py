@@ -13,7 +13,7 @@ from django.utils.module_loading import import_string
 TABS = [
     ("assess", "Assess", "assessments.tabs.assess"),
     ("authorize", "Authorize", "console.authorize.tabs.authorize"),
-    ("monitor", "Monitor", "console.tabs.monitor_placeholder"),
+    ("monitor", "Monitor", "trust.tabs.monitor"),
     ("verify", "Verify", "console.tabs.verify_placeholder"),
     ("adapt", "Adapt", "console.tabs.adapt"),
 ]
@@ -49,5 +49,4 @@ def _placeholder(title: str, text: str):
     return provider
 
 
-monitor_placeholder = _placeholder("Trust", "Trust scoring is not installed yet.")
 verify_placeholder = _placeholder("Verification", "Session proofs are not installed yet.")

@@ -18,6 +18,7 @@ from audit import triggers
 from console import services
 from console.roles import ROLES
 from tests.helpers import PRODUCTION, mark_assessed
+from trust import triggers as trust_triggers
 
 
 def pytest_collection_modifyitems(config, items):
@@ -42,12 +43,14 @@ def _flush_without_triggers(self, **options):
     triggers.drop(connection)
     assessment_triggers.drop(connection)
     approval_triggers.drop(connection)
+    trust_triggers.drop(connection)
     try:
         return _original_flush_handle(self, **options)
     finally:
         triggers.install(connection)
         assessment_triggers.install(connection)
         approval_triggers.install(connection)
+        trust_triggers.install(connection)
 
 
 flush_command.Command.handle = _flush_without_triggers
@@ -65,6 +68,22 @@ def _isolated_keys(tmp_path_factory):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     yield
     settings.WARDEN_KEY_DIR, settings.WARDEN_SIGNING_KEY, settings.PASSWORD_HASHERS = saved
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager(request):
+    """Celery tasks run in-process after commit, in both modes, as in embedded mode.
+
+    Tests marked ``celery_worker`` talk to a real worker through the Redis broker instead.
+    """
+    from console.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    eager = "celery_worker" not in request.keywords
+    app.conf.task_always_eager = eager
+    app.conf.task_eager_propagates = eager
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
 
 
 @pytest.fixture
