@@ -14,7 +14,7 @@ TABS = [
     ("assess", "Assess", "assessments.tabs.assess"),
     ("authorize", "Authorize", "console.tabs.authorize_placeholder"),
     ("monitor", "Monitor", "console.tabs.monitor_placeholder"),
-    ("verify", "Verify", "console.tabs.verify_placeholder"),
+    ("verify", "Verify", "audit.tabs.verify"),
     ("adapt", "Adapt", "console.tabs.adapt"),
 ]
 TAB_KEYS = {key for key, _, _ in TABS}
@@ -53,4 +53,3 @@ authorize_placeholder = _placeholder(
     "Authorization", "Policies, rules and guardrails are not installed yet."
 )
 monitor_placeholder = _placeholder("Trust", "Trust scoring is not installed yet.")
-verify_placeholder = _placeholder("Verification", "Session proofs are not installed yet.")
