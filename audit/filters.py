@@ -109,7 +109,7 @@ class LogFilter:
             value = data.get(name, "")
             if isinstance(value, list):
                 value = value[-1] if value else ""
-            value = str(value).strip()
+            value = "" if value is None else str(value).strip()
             if value:
                 params[name] = value
             return value

@@ -397,6 +397,7 @@ def integration_lag() -> dict:
 
 
 # --- exports (SPEC §7) ----------------------------------------------------------------
+EXPORT_BATCH = 2000  # rows read from the database (and written) at a time
 EXPORT_PROGRESS_EVERY = 5000  # rows between two progress updates of a task export
 EXPORT_STALE_SECONDS = 300  # a running task export silent this long may be claimed again
 
@@ -472,7 +473,7 @@ def stream_csv(export: Export):
 
     flt = LogFilter.parse(export.filters)
     digest = exportformat.Digest()
-    rows = _Rows(selectors.export_batches(flt, export.up_to_seq))
+    rows = _Rows(selectors.export_batches(flt, export.up_to_seq, size=EXPORT_BATCH))
     done = False
     try:
         yield from exportformat.csv_chunks(rows, digest)
@@ -511,9 +512,10 @@ def run_export(export_id) -> Export | None:
             rows_done=count, updated_at=timezone.now()
         )
 
-    rows = _Rows(
-        selectors.export_batches(LogFilter.parse(export.filters), export.up_to_seq), progress
+    batches = selectors.export_batches(
+        LogFilter.parse(export.filters), export.up_to_seq, size=EXPORT_BATCH
     )
+    rows = _Rows(batches, progress)
     try:
         if export.format == Export.Format.CSV:
             digest = exportformat.Digest()

@@ -188,6 +188,20 @@ class Totals:
     tier_changes: list = field(default_factory=list)
     sessions: int = 0
 
+    # Templates look keys up before attributes, and a Counter answers 0 for any key: hand
+    # them plain lists instead.
+    @property
+    def verdict_items(self) -> list[tuple[str, int]]:
+        return sorted(self.verdicts.items())
+
+    @property
+    def violation_items(self) -> list[tuple[str, int]]:
+        return sorted(self.violations.items())
+
+    @property
+    def violations_total(self) -> int:
+        return sum(self.violations.values())
+
     @property
     def proposed_items(self) -> list[tuple[str, Decimal]]:
         return sorted(self.proposed.items())
