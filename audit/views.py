@@ -110,7 +110,13 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     status = 400 if errors else 200
     htmx = request.htmx
     if htmx and htmx.target == "results" and not htmx.history_restore_request:
-        return render(request, "audit/log.html#results", context, status=status)
+        response = render(request, "audit/log.html#results", context, status=status)
+        if flt is not None:
+            # Push the filter as the server understood it: no empty fields in the address.
+            cursors = {k: request.GET[k] for k in ("before", "after") if request.GET.get(k)}
+            query = flt.querystring(**cursors)
+            response["HX-Push-Url"] = request.path + (f"?{query}" if query else "")
+        return response
     return render(request, "audit/log.html", context, status=status)
 
 
