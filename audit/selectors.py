@@ -196,18 +196,21 @@ class _ToChar(Func):
     output_field = TextField()
 
 
-def _payload_path(connection_vendor: str, *path: str) -> RawSQL:
+def _sqlite_payload_path(*path: str) -> RawSQL:
     column = '"audit_governanceevent"."payload_json"'
-    if connection_vendor == "postgresql":
-        # Only action.evaluated payloads start with an "action" object (canonical JSON sorts
-        # keys), so the others skip the parse.
-        sql = (
-            f"CASE WHEN {column} LIKE '{{\"action\":{{%%' "
-            f"THEN ({column}::jsonb #>> '{{{','.join(path)}}}') END"
-        )
-    else:
-        sql = f"json_extract({column}, '$.{'.'.join(path)}')"
-    return RawSQL(sql, [], output_field=TextField())
+    return RawSQL(f"json_extract({column}, '$.{'.'.join(path)}')", [], output_field=TextField())
+
+
+# PostgreSQL parses each payload once, and only those of action.evaluated (canonical JSON
+# sorts keys, so only they start with an "action" object); OFFSET 0 keeps the inner query
+# from being flattened into four parses per row. The subquery scans keep the inner query's
+# seq order (an outer ORDER BY would sort the whole export a second time).
+_PG_DERIVED = """
+SELECT {columns}, t.a ->> 'name', t.a ->> 'target', t.a ->> 'amount', t.a ->> 'currency'
+FROM (SELECT s.*, CASE WHEN s.c_payload LIKE '{{"action":{{%%'
+                       THEN (s.c_payload::jsonb -> 'action') END AS a
+      FROM ({inner}) s OFFSET 0) t
+"""
 
 
 def export_queryset(flt: LogFilter, up_to_seq: int) -> QuerySet:
@@ -242,11 +245,10 @@ def export_queryset(flt: LogFilter, up_to_seq: int) -> QuerySet:
         "c_leaf_hash": F("log__leaf_hash"),
         "c_signature": F("log__signature"),
         "c_key_id": F("log__key_id"),
-        "c_action": _payload_path(vendor, "action", "name"),
-        "c_target": _payload_path(vendor, "action", "target"),
-        "c_amount": _payload_path(vendor, "action", "amount"),
-        "c_currency": _payload_path(vendor, "action", "currency"),
     }
+    if not pg:  # PostgreSQL adds them around the query (export_batches)
+        for name in ("name", "target", "amount", "currency"):
+            columns[f"c_{name}"] = _sqlite_payload_path("action", name)
     events = flt.apply(GovernanceEvent.objects.all()).filter(log__seq__lte=up_to_seq)
     return events.annotate(**columns).order_by("log__seq").values_list(*columns)
 
@@ -259,9 +261,10 @@ def export_batches(flt: LogFilter, up_to_seq: int, *, size: int = 2000) -> Itera
     """
     queryset = export_queryset(flt, up_to_seq)
     if connection.vendor == "postgresql":
-        sql, params = queryset.query.sql_with_params()
+        inner, params = queryset.query.sql_with_params()
+        columns = ", ".join(f"t.{name}" for name in queryset.query.annotation_select)
         with connection.chunked_cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(_PG_DERIVED.format(columns=columns, inner=inner), params)
             while rows := cursor.fetchmany(size):
                 yield rows
         return

@@ -465,24 +465,50 @@ class _Rows:
                 self.on_progress(self.count)
 
 
-def stream_csv(export: Export):
-    """The CSV bytes of a direct export, chunk by chunk; records ``export.created`` when the
-    last chunk has gone (or a failed one if the download stopped)."""
-    from . import exportformat, selectors
-    from .filters import LogFilter
+def stream_csv(export: Export) -> CsvStream:
+    return CsvStream(export)
 
-    flt = LogFilter.parse(export.filters)
-    digest = exportformat.Digest()
-    rows = _Rows(selectors.export_batches(flt, export.up_to_seq, size=EXPORT_BATCH))
-    done = False
-    try:
-        yield from exportformat.csv_chunks(rows, digest)
-        done = True
-    finally:
-        if done:
-            finish_export(export.id, rows, sha256=digest.hexdigest(), size=digest.size)
-        else:
-            fail_export(export.id, f"the download stopped after {rows.count} rows", rows=rows)
+
+class CsvStream:
+    """The CSV bytes of a direct export, chunk by chunk; records ``export.created`` when the
+    last chunk has gone, or a failed one if the download stopped (also before it began:
+    a plain generator closed before its first ``next`` would run no cleanup)."""
+
+    def __init__(self, export: Export) -> None:
+        self.export = export
+        self._chunks = self._run()
+        self._started = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        self._started = True
+        return next(self._chunks)
+
+    def close(self) -> None:
+        if not self._started:
+            self._started = True
+            fail_export(self.export.id, "the download stopped before the first row", rows=_Rows([]))
+        self._chunks.close()
+
+    def _run(self):
+        from . import exportformat, selectors
+        from .filters import LogFilter
+
+        export = self.export
+        flt = LogFilter.parse(export.filters)
+        digest = exportformat.Digest()
+        rows = _Rows(selectors.export_batches(flt, export.up_to_seq, size=EXPORT_BATCH))
+        done = False
+        try:
+            yield from exportformat.csv_chunks(rows, digest)
+            done = True
+        finally:
+            if done:
+                finish_export(export.id, rows, sha256=digest.hexdigest(), size=digest.size)
+            else:
+                fail_export(export.id, f"the download stopped after {rows.count} rows", rows=rows)
 
 
 def run_export(export_id) -> Export | None:

@@ -317,3 +317,11 @@ def test_the_pure_modules_import_no_django():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_download_closed_before_its_first_row_is_recorded(story, admin_user):
+    export = services.start_export(LogFilter.parse({}), "csv", by=admin_user)
+    services.stream_csv(export).close()
+    export.refresh_from_db()
+    assert export.status == "failed" and "before the first row" in export.error
+    assert events_of("export.created")[-1].payload["row_count"] == 0
