@@ -30,7 +30,6 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 import sys
 from datetime import UTC, datetime
 
@@ -39,7 +38,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 FORMAT = "warden-proof-v1"
 CLOSING = ("session.ended", "session.halted", "session.revoked")
-HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 MAX_SAFE_INTEGER = 2**53 - 1
 
 
@@ -56,20 +54,53 @@ class Invalid(Exception):
 
 
 # --- RFC 8785 canonical JSON (the value types a JSON parser produces) -------------------
+# Fast path: without floats, without member names outside the Basic Multilingual Plane and
+# with integers in I-JSON's range, the standard library's compact sorted output already is
+# RFC 8785 (same string escapes; code-point order equals UTF-16 order in the BMP).
+_compact = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+).encode
+_string = json.encoder.encode_basestring  # the C version, escapes as RFC 8785 §3.2.2.2 does
+
+
 def canonical(value) -> bytes:
-    out: list[str] = []
-    _encode(value, out)
     try:
+        if _simple(value):
+            return _compact(value).encode("utf-8")
+        out: list[str] = []
+        _encode(value, out)
         return "".join(out).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise Invalid("structure", "a string is not valid Unicode (lone surrogate)") from exc
+
+
+def _simple(value) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if abs(item) > MAX_SAFE_INTEGER:
+                return False
+        elif kind is dict:
+            for key in item:
+                if key and max(key) > "\uffff":
+                    return False
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        else:
+            return False  # floats: ECMAScript number formatting below
+    return True
 
 
 def _encode(value, out: list[str]) -> None:
     if value is None or value is True or value is False:
         out.append({None: "null", True: "true", False: "false"}[value])
     elif isinstance(value, str):
-        out.append(json.dumps(value, ensure_ascii=False))  # same escapes as RFC 8785 §3.2.2.2
+        out.append(_string(value))
     elif isinstance(value, int):
         if abs(value) > MAX_SAFE_INTEGER:
             raise Invalid("structure", f"integer {value} is outside the I-JSON range")
@@ -87,7 +118,7 @@ def _encode(value, out: list[str]) -> None:
         # RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their names.
         for index, key in enumerate(sorted(value, key=_utf16)):
             out.append("," if index else "")
-            out.append(json.dumps(key, ensure_ascii=False) + ":")
+            out.append(_string(key) + ":")
             _encode(value[key], out)
         out.append("}")
     else:
@@ -160,9 +191,14 @@ def _get(obj: dict, name: str, kind, check: str = "structure"):
 
 
 def _hex(value, name: str, check: str = "structure") -> bytes:
-    if not isinstance(value, str) or not HEX64.match(value):
+    try:
+        raw = bytes.fromhex(value)
+    except (TypeError, ValueError):
+        raw = b""
+    # The round trip refuses upper case and spaces: one spelling per value.
+    if len(raw) != 32 or raw.hex() != value:
         raise Invalid(check, f"{name} is not 64 lowercase hex digits")
-    return bytes.fromhex(value)
+    return raw
 
 
 def _b64(value, name: str, size: int, check: str) -> bytes:

@@ -295,6 +295,24 @@ def test_a_seq_beyond_the_checkpoint_is_caught(cert):
     assert failures(cert)[0].startswith("checkpoint: signature")
 
 
+def test_only_one_spelling_of_each_hash_and_signature_is_accepted(cert):
+    upper = copy.deepcopy(cert)
+    upper["events"][0]["inclusion_proof"][0] = upper["events"][0]["inclusion_proof"][0].upper()
+    assert ": inclusion: an inclusion_proof entry is not 64 lowercase hex" in failures(upper)[0]
+    spaced = copy.deepcopy(cert)
+    spaced["checkpoint"]["root_hash"] = " " + spaced["checkpoint"]["root_hash"][1:]
+    assert failures(spaced)[0].startswith("checkpoint: structure: root_hash is not 64")
+    # The last base64 character of a 64-byte signature carries 4 unused bits: setting them
+    # decodes to the same bytes, and must still be refused.
+    loose = copy.deepcopy(cert)
+    signature = loose["events"][0]["signature"]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet[alphabet.index(signature[-3]) | 0b1111]
+    loose["events"][0]["signature"] = signature[:-3] + last + "=="
+    assert base64.b64decode(loose["events"][0]["signature"]) == base64.b64decode(signature)
+    assert "signature: signature is not the standard base64 of 64 bytes" in failures(loose)[0]
+
+
 # --- keys -------------------------------------------------------------------------------
 def test_a_wrong_public_key_is_caught(cert):
     other = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
