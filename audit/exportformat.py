@@ -114,6 +114,8 @@ class XlsxWriter:
                 "strings_to_urls": False,
             },
         )
+        # A million events is more than 4 GB of sheet XML: allow ZIP64 (used only if needed).
+        self.book.use_zip64()
         self.sheets = 0
         self.rows = 0
         self._new_sheet()

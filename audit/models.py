@@ -67,8 +67,9 @@ class GovernanceEvent(models.Model):
             models.Index(fields=["session_id", "arrival"], name="audit_event_session"),
             # "events of type T, newest first"
             models.Index(fields=["event_type", "arrival"], name="audit_event_type"),
-            # "events between two times" (log page date range, checkpoint timing)
-            models.Index(fields=["timestamp"], name="audit_event_time"),
+            # "events between two times, newest first" (a filtered page with a date range is
+            # ordered by time: see selectors.log_page)
+            models.Index(fields=["timestamp", "arrival"], name="audit_event_time"),
             # "events by actor X, newest first" (what did user:alice do)
             models.Index(fields=["actor", "arrival"], name="audit_event_actor"),
             # "events with verdict V, newest first" (only action events carry a verdict)
@@ -80,7 +81,9 @@ class GovernanceEvent(models.Model):
             # "events with result R, newest first" (denied, failed, expired …)
             models.Index(fields=["result", "arrival"], name="audit_event_result"),
             # "agent A between two times" (incident timeline, log page agent + date range)
-            models.Index(fields=["agent_id", "timestamp"], name="audit_event_agent_time"),
+            models.Index(
+                fields=["agent_id", "timestamp", "arrival"], name="audit_event_agent_time"
+            ),
         ]
 
     def __str__(self) -> str:

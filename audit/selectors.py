@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import F, Func, QuerySet, TextField
+from django.db.models import BooleanField, F, Func, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
@@ -161,10 +161,20 @@ class LogPage:
 def log_page(
     flt: LogFilter, *, before: int | None = None, after: int | None = None, limit: int = 50
 ) -> LogPage:
-    """One page of the filtered log, newest first, keyset-paginated on arrival (no OFFSET)."""
+    """One page of the filtered log, newest first, keyset-paginated (no OFFSET).
+
+    Pages go by arrival (the log's order). With a date range they go by time, then arrival:
+    events are stored in time order, so "the 50 newest before 04:00" is a short walk of the
+    time index from 04:00 down, where paging by arrival would make PostgreSQL walk back from
+    the newest event in the whole log until it reaches the window (measured: 0.5–2.5 s at a
+    million events). Cursors are arrivals either way.
+    """
     events = flt.apply(GovernanceEvent.objects.select_related("log"))
+    timed = flt.start is not None or flt.end is not None
+    newest_first = ("-timestamp", "-arrival") if timed else ("-arrival",)
+    oldest_first = ("timestamp", "arrival") if timed else ("arrival",)
     if after is not None:
-        rows = list(events.filter(arrival__gt=after).order_by("arrival")[: limit + 1])
+        rows = list(_past(events, after, timed, older=False).order_by(*oldest_first)[: limit + 1])
         more_newer = len(rows) > limit
         rows = rows[:limit][::-1]
         return LogPage(
@@ -173,8 +183,8 @@ def log_page(
             newer=rows[0].arrival if rows and more_newer else None,
         )
     if before is not None:
-        events = events.filter(arrival__lt=before)
-    rows = list(events.order_by("-arrival")[: limit + 1])
+        events = _past(events, before, timed, older=True)
+    rows = list(events.order_by(*newest_first)[: limit + 1])
     more_older = len(rows) > limit
     rows = rows[:limit]
     return LogPage(
@@ -182,6 +192,25 @@ def log_page(
         older=rows[-1].arrival if rows and more_older else None,
         newer=rows[0].arrival if rows and before is not None else None,
     )
+
+
+def _past(events: QuerySet, cursor: int, timed: bool, *, older: bool) -> QuerySet:
+    """Events strictly older (or newer) than the cursor event, in the page's order."""
+    if not timed:
+        return events.filter(arrival__lt=cursor) if older else events.filter(arrival__gt=cursor)
+    moment = GovernanceEvent.objects.filter(arrival=cursor).values_list("timestamp", flat=True)
+    moment = moment.first()
+    if moment is None:
+        return events.none()
+    # A row comparison, so the (timestamp, arrival) index serves it on both databases.
+    operator = "<" if older else ">"
+    table = GovernanceEvent._meta.db_table
+    condition = RawSQL(
+        f'("{table}"."timestamp", "{table}"."arrival") {operator} (%s, %s)',
+        [connection.ops.adapt_datetimefield_value(moment), cursor],
+        output_field=BooleanField(),
+    )
+    return events.filter(condition)
 
 
 def covering_checkpoint_of(seq: int) -> Checkpoint | None:

@@ -30,8 +30,11 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from multiprocessing import get_all_start_methods, get_context
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -231,6 +234,7 @@ class Key:
         raw = _b64(entry.get("public_key"), f"key {self.key_id} public_key", 32, check)
         if hashlib.sha256(raw).hexdigest()[:16] != self.key_id:
             raise Invalid(check, f"key_id {self.key_id} is not SHA-256 of its public key")
+        self.raw = raw
         self.public = Ed25519PublicKey.from_public_bytes(raw)
         self.valid_from = _time(entry.get("valid_from"), f"key {self.key_id} valid_from", check)
         until = entry.get("valid_until")
@@ -287,16 +291,63 @@ def verify(cert: dict, trusted: dict[str, Key] | None = None, require_closed=Fal
     if not isinstance(events, list) or not events:
         report.fail("certificate", "structure", "events is missing or empty")
         return report
-    checked = []
+    failed: list[tuple[int, str, str, str]] = []
+    pending = []  # events whose signature is still to check (in bulk, maybe in parallel)
     for position, item in enumerate(events, 1):
-        seq = item.get("event", {}).get("seq") if isinstance(item, dict) else None
+        event = item.get("event") if isinstance(item, dict) else None
+        seq = event.get("seq") if isinstance(event, dict) else None
         where = f"event {position} (seq {seq})"
         try:
-            checked.append((position, where, _event(item, keys, root, tree_size, where)))
+            event, signed, later = _event(item, keys, root, tree_size)
         except Invalid as exc:
-            report.fail(where, exc.check, str(exc))
+            failed.append((position, where, exc.check, str(exc)))
+        else:
+            pending.append((position, where, event, signed, later))
+    bad = _bad_signatures([signed for _, _, _, signed, _ in pending])
+    checked = []
+    for index, (position, where, event, _, later) in enumerate(pending):
+        if index in bad:  # checks keep their order: the signature before the inclusion proof
+            failed.append(
+                (position, where, "signature", "the event: Ed25519 signature does not verify")
+            )
+        elif later is not None:
+            failed.append((position, where, later.check, str(later)))
+        else:
+            checked.append((position, where, event))
+    for _, where, check, message in sorted(failed):
+        report.fail(where, check, message)
     _session(cert, checked, len(events), report, require_closed)
     return report
+
+
+PARALLEL_FROM = 2000  # signatures; below this a pool costs more than it saves
+
+
+def _check_signatures(chunk: list[tuple[bytes, bytes, bytes]]) -> list[int]:
+    """Indexes (within ``chunk``) of the signatures that do not verify."""
+    publics: dict[bytes, Ed25519PublicKey] = {}
+    bad = []
+    for index, (raw, signature, message) in enumerate(chunk):
+        public = publics.get(raw) or publics.setdefault(
+            raw, Ed25519PublicKey.from_public_bytes(raw)
+        )
+        try:
+            public.verify(signature, message)
+        except InvalidSignature:
+            bad.append(index)
+    return bad
+
+
+def _bad_signatures(items: list[tuple[bytes, bytes, bytes]]) -> set[int]:
+    """Ed25519 verification is most of the work: spread a big certificate over the cores."""
+    workers = min(os.cpu_count() or 1, 8)
+    if len(items) < PARALLEL_FROM or workers < 2 or "fork" not in get_all_start_methods():
+        return set(_check_signatures(items))
+    size = -(-len(items) // workers)
+    chunks = [items[start : start + size] for start in range(0, len(items), size)]
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+        results = pool.map(_check_signatures, chunks)
+        return {n * size + index for n, bad in enumerate(results) for index in bad}
 
 
 def _certificate_keys(cert, trusted, report) -> dict[str, Key]:
@@ -354,7 +405,9 @@ def _checkpoint(cert, keys, report) -> tuple[bytes | None, int]:
     return root, tree_size
 
 
-def _event(item, keys, root, tree_size, where) -> dict:
+def _event(item, keys, root, tree_size) -> tuple[dict, tuple[bytes, bytes, bytes], Invalid | None]:
+    """Every check of one event but the signature itself, which is returned to be checked
+    in bulk; an inclusion failure is returned too, as it only counts if the signature holds."""
     event = _get(item, "event", dict)
     seq = _get(event, "seq", int)
     computed = leaf_hash(event)
@@ -367,21 +420,23 @@ def _event(item, keys, root, tree_size, where) -> dict:
     if key is None:
         raise Invalid("signature", f"signed with unknown key {key_id!r}")
     key.check_window(_time(event.get("timestamp"), "timestamp"), "the event")
-    key.verify(
-        _b64(item.get("signature"), "signature", 64, "signature"),
-        bytes.fromhex(computed),
-        "the event",
-    )
-    proof = item.get("inclusion_proof")
-    if not isinstance(proof, list):
-        raise Invalid("inclusion", "inclusion_proof is missing or not a list")
-    path = [_hex(node, "an inclusion_proof entry", "inclusion") for node in proof]
-    if root is not None:
-        if seq > tree_size:
-            raise Invalid("inclusion", f"seq {seq} is beyond the checkpoint's {tree_size} events")
-        if inclusion_root(seq - 1, tree_size, bytes.fromhex(computed), path) != root:
-            raise Invalid("inclusion", "inclusion_proof does not lead to the checkpoint root")
-    return event
+    leaf = bytes.fromhex(computed)
+    signed = (key.raw, _b64(item.get("signature"), "signature", 64, "signature"), leaf)
+    try:
+        proof = item.get("inclusion_proof")
+        if not isinstance(proof, list):
+            raise Invalid("inclusion", "inclusion_proof is missing or not a list")
+        path = [_hex(node, "an inclusion_proof entry", "inclusion") for node in proof]
+        if root is not None:
+            if seq > tree_size:
+                raise Invalid(
+                    "inclusion", f"seq {seq} is beyond the checkpoint's {tree_size} events"
+                )
+            if inclusion_root(seq - 1, tree_size, leaf, path) != root:
+                raise Invalid("inclusion", "inclusion_proof does not lead to the checkpoint root")
+    except Invalid as exc:
+        return event, signed, exc
+    return event, signed, None
 
 
 def _session(cert, checked, count, report, require_closed) -> None:

@@ -208,6 +208,7 @@ def phase_xlsx_floor(url: str) -> dict:
 
     started = time.perf_counter()
     book = xlsxwriter.Workbook(str(VAR / "floor.xlsx"), {"constant_memory": True})
+    book.use_zip64()
     sheet = book.add_worksheet()
     row = 0
     for batch in selectors.export_batches(_flt(), log_size(), size=EXPORT_BATCH):
@@ -263,6 +264,7 @@ EXPLAINS = {
 def phase_explain(url: str) -> dict:
     setup_django(url)
     from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
     from audit.filters import LogFilter
     from audit.models import GovernanceEvent
@@ -277,16 +279,15 @@ def phase_explain(url: str) -> dict:
         if "session" in params:
             params = {"session": str(session)}
         flt = LogFilter.parse(params)
-        queryset = flt.apply(GovernanceEvent.objects.select_related("log")).order_by("-arrival")[
-            :51
-        ]
-        sql, sql_params = queryset.query.sql_with_params()
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, sql_params)
-            lines = [row[0] for row in cursor.fetchall()]
         started = time.perf_counter()
-        rows = len(log_page(flt).events)
+        with CaptureQueriesContext(connection) as queries:
+            rows = len(log_page(flt).events)
         page_ms = (time.perf_counter() - started) * 1000
+        # The page's own query, as it ran (parameters inlined by the driver).
+        sql = next(q["sql"] for q in queries.captured_queries if "LIMIT 51" in q["sql"])
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+            lines = [row[0] for row in cursor.fetchall()]
         nodes = [
             line.strip().removeprefix("->  ").split("  (")[0]
             for line in lines
@@ -425,6 +426,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--session-events", type=int, default=10_000)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the database of the previous run (no generation)"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
@@ -437,12 +441,15 @@ def main() -> None:
     print(
         f"load: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores; figures are noisy on a shared machine"
     )
-    made = child("generate", args.events)
-    print(
-        f"generated {made['events']:,} events in {made['generate_seconds']} s (trigram index "
-        f"built in {made['trigram_build_seconds']} s); table {made['table']}, with indexes "
-        f"{made['table_with_indexes']}, trigram index {made['trigram_index']}"
-    )
+    if args.reuse:
+        print("reusing the database of the previous run")
+    else:
+        made = child("generate", args.events)
+        print(
+            f"generated {made['events']:,} events in {made['generate_seconds']} s (trigram index "
+            f"built in {made['trigram_build_seconds']} s); table {made['table']}, with indexes "
+            f"{made['table_with_indexes']}, trigram index {made['trigram_index']}"
+        )
     results = {
         name: child(name) for name in ("csv_floor", "csv_export", "xlsx_floor", "xlsx_export")
     }
