@@ -47,7 +47,9 @@ def consume_approval(*, action_id: Any, session, args_sha256: str) -> bool:
     return False
 
 
-def open_review(agent, *, cause_event_id: Any, kind: str, reason: str, previous_tier, new_tier):
+def open_review(
+    agent, *, cause_event_id: Any, kind: str, reason: str, previous_tier, new_tier
+):
     """Open a re-authorization review (kind ``reauthorization``) for the queue (SPEC §4, §5.4).
 
     Called by the trust app, inside its transaction, when an agent's trust tier worsens
