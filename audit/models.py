@@ -21,6 +21,7 @@ import json
 import uuid
 from functools import cached_property
 
+from django.conf import settings
 from django.db import models
 
 from .timefmt import format_timestamp
@@ -55,12 +56,34 @@ class GovernanceEvent(models.Model):
     payload_json = models.TextField(default="{}")
 
     class Meta:
+        # The audit log (SPEC §7) pages newest first by ``arrival`` with one filter per
+        # index below (``audit.filters``); PostgreSQL combines or picks one when several
+        # filters are set. Free text has its own trigram index on PostgreSQL, installed by
+        # migration ``audit.0004`` (``audit/search.py``).
         indexes = [
-            # Audit log filters (SPEC §7): agent timeline, session replay, type and actor.
+            # "events of agent A, newest first" (log page, API, Verify tab)
             models.Index(fields=["agent_id", "arrival"], name="audit_event_agent"),
+            # "events of session S in order" (replay, proof certificates)
             models.Index(fields=["session_id", "arrival"], name="audit_event_session"),
+            # "events of type T, newest first"
             models.Index(fields=["event_type", "arrival"], name="audit_event_type"),
-            models.Index(fields=["timestamp"], name="audit_event_time"),
+            # "events between two times, newest first" (a filtered page with a date range is
+            # ordered by time: see selectors.log_page)
+            models.Index(fields=["timestamp", "arrival"], name="audit_event_time"),
+            # "events by actor X, newest first" (what did user:alice do)
+            models.Index(fields=["actor", "arrival"], name="audit_event_actor"),
+            # "events with verdict V, newest first" (only action events carry a verdict)
+            models.Index(
+                fields=["verdict", "arrival"],
+                name="audit_event_verdict",
+                condition=models.Q(verdict__isnull=False),
+            ),
+            # "events with result R, newest first" (denied, failed, expired …)
+            models.Index(fields=["result", "arrival"], name="audit_event_result"),
+            # "agent A between two times" (incident timeline, log page agent + date range)
+            models.Index(
+                fields=["agent_id", "timestamp", "arrival"], name="audit_event_agent_time"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -152,3 +175,93 @@ class Checkpoint(models.Model):
             "key_id": self.key_id,
             "signature": self.signature,
         }
+
+
+class MerkleTile(models.Model):
+    """A cached hash of a perfect subtree of the log's Merkle tree (``audit/tiles.py``).
+
+    Tile ``index`` at ``level`` covers leaves ``index * 2**level`` … ``(index + 1) *
+    2**level - 1`` (seq = leaf + 1). Derived data that never changes once written: it lets a
+    proof certificate be built with O(log n) reads. A wrong tile makes a proof fail to
+    verify, never a forged one pass.
+    """
+
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["level", "index"], name="audit_merkletile_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"tile {self.level}/{self.index}"
+
+
+class Export(models.Model):
+    """One export of the audit log (SPEC §7): the filter, its progress and its manifest.
+
+    Small exports stream straight to the browser; those over ``WARDEN_EXPORT_ASYNC_ROWS``
+    rows are written under ``VAR_DIR/exports/`` by the ``audit.export_events`` task. Either
+    way a finished export records ``export.created`` with the manifest as payload.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "Excel (.xlsx)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    format = models.CharField(max_length=8, choices=Format.choices)
+    # The filter as query parameters (audit.filters.LogFilter.as_params()).
+    filters = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    streamed = models.BooleanField(default=False)
+    # Snapshot: the export holds the matching events with seq <= up_to_seq.
+    up_to_seq = models.BigIntegerField(default=0)
+    rows_total = models.BigIntegerField(default=0)
+    rows_done = models.BigIntegerField(default=0)
+    file_name = models.CharField(max_length=200, blank=True, default="")
+    manifest = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Touched by every progress update: a running export whose heartbeat stopped may be
+    # claimed again by a redelivered task (the worker died).
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["queued", "running", "done", "failed"]),
+                name="audit_export_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(format__in=["csv", "xlsx"]), name="audit_export_format_valid"
+            ),
+        ]
+        indexes = [
+            # "recent exports" on the audit log page
+            models.Index(fields=["-created_at"], name="audit_export_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"export {self.id} ({self.format}, {self.status})"
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.rows_total:
+            return 0
+        return min(100, int(100 * self.rows_done / self.rows_total))

@@ -21,13 +21,18 @@ import datetime as dt
 import decimal
 import enum
 import logging
+import os
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
+
+from console.errors import Invalid
 
 from . import canonical
 from .eventcodec import ZERO_HASH, event_leaf_hash
@@ -36,6 +41,7 @@ from .merkle import Frontier
 from .models import (
     Checkpoint,
     EventLogEntry,
+    Export,
     GovernanceEvent,
     PendingEvent,
     SessionEventCounter,
@@ -388,3 +394,242 @@ def integration_lag() -> dict:
             (timezone.now() - oldest.event.timestamp).total_seconds() if oldest else 0.0
         ),
     }
+
+
+# --- exports (SPEC §7) ----------------------------------------------------------------
+EXPORT_BATCH = 2000  # rows read from the database (and written) at a time
+EXPORT_PROGRESS_EVERY = 5000  # rows between two progress updates of a task export
+EXPORT_STALE_SECONDS = 300  # a running task export silent this long may be claimed again
+
+
+def start_export(flt, fmt: str, *, by) -> Export:
+    """Register an export of the filtered log and decide how it runs.
+
+    The integrator is drained first and the export fixed to the log as it then is
+    (``up_to_seq``): exports hold integrated events only, so every row has its seq and
+    signature and sits under a checkpoint; an event recorded while an export runs is in the
+    next one. Up to ``WARDEN_EXPORT_ASYNC_ROWS`` rows the export is delivered in the
+    response (``streamed``); above, the ``audit.export_events`` task writes it to a file.
+    """
+    if fmt not in Export.Format.values:
+        raise Invalid("Unknown export format.", fields={"format": ["csv or xlsx."]})
+    integrate_pending(wait=True)
+    up_to = log_size()
+    rows = flt.apply(GovernanceEvent.objects.all()).filter(log__seq__lte=up_to).count()
+    direct = rows <= settings.WARDEN_EXPORT_ASYNC_ROWS
+    now = timezone.now()
+    with transaction.atomic():
+        export = Export.objects.create(
+            format=fmt,
+            filters=flt.as_params(),
+            status=Export.Status.RUNNING if direct and fmt == "csv" else Export.Status.QUEUED,
+            streamed=direct,
+            up_to_seq=up_to,
+            rows_total=rows,
+            file_name=f"warden-events-{now:%Y%m%dT%H%M%SZ}.{fmt}",
+            created_by=by,
+        )
+        if not direct:
+            from .tasks import export_events
+
+            export_id = str(export.id)
+            transaction.on_commit(lambda: export_events.delay(export_id))
+    return export
+
+
+def export_path(export: Export) -> Path:
+    return Path(settings.WARDEN_EXPORT_DIR) / f"{export.id}.{export.format}"
+
+
+class _Rows:
+    """Counts the rows going by and keeps the first and last seq."""
+
+    def __init__(self, batches, on_progress=None) -> None:
+        self.batches = batches
+        self.count = 0
+        self.first: int | None = None
+        self.last: int | None = None
+        self.on_progress = on_progress
+
+    def __iter__(self):
+        reported = 0
+        for batch in self.batches:
+            if batch:
+                if self.first is None:
+                    self.first = batch[0][0]
+                self.last = batch[-1][0]
+                self.count += len(batch)
+            yield batch
+            if self.on_progress and self.count - reported >= EXPORT_PROGRESS_EVERY:
+                reported = self.count
+                self.on_progress(self.count)
+
+
+def stream_csv(export: Export) -> CsvStream:
+    return CsvStream(export)
+
+
+class CsvStream:
+    """The CSV bytes of a direct export, chunk by chunk; records ``export.created`` when the
+    last chunk has gone, or a failed one if the download stopped (also before it began:
+    a plain generator closed before its first ``next`` would run no cleanup)."""
+
+    def __init__(self, export: Export) -> None:
+        self.export = export
+        self._chunks = self._run()
+        self._started = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        self._started = True
+        return next(self._chunks)
+
+    def close(self) -> None:
+        if not self._started:
+            self._started = True
+            fail_export(self.export.id, "the download stopped before the first row", rows=_Rows([]))
+        self._chunks.close()
+
+    def _run(self):
+        from . import exportformat, selectors
+        from .filters import LogFilter
+
+        export = self.export
+        flt = LogFilter.parse(export.filters)
+        digest = exportformat.Digest()
+        rows = _Rows(selectors.export_batches(flt, export.up_to_seq, size=EXPORT_BATCH))
+        done = False
+        try:
+            yield from exportformat.csv_chunks(rows, digest)
+            done = True
+        finally:
+            if done:
+                finish_export(export.id, rows, sha256=digest.hexdigest(), size=digest.size)
+            else:
+                fail_export(export.id, f"the download stopped after {rows.count} rows", rows=rows)
+
+
+def run_export(export_id) -> Export | None:
+    """Write an export to its file (the ``audit.export_events`` task, and small .xlsx).
+
+    Claims the export with a conditional update (queued → running, or running but silent
+    for ``EXPORT_STALE_SECONDS``: the worker died and the task was redelivered), so two
+    workers never write the same export. Returns None when there was nothing to claim.
+    """
+    from . import exportformat, selectors
+    from .filters import LogFilter
+
+    stale = timezone.now() - dt.timedelta(seconds=EXPORT_STALE_SECONDS)
+    claimed = Export.objects.filter(
+        Q(status=Export.Status.QUEUED) | Q(status=Export.Status.RUNNING, updated_at__lt=stale),
+        pk=export_id,
+    ).update(status=Export.Status.RUNNING, rows_done=0, updated_at=timezone.now())
+    if not claimed:
+        return None
+    export = Export.objects.get(pk=export_id)
+    path = export_path(export)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".part")
+
+    def progress(count: int) -> None:
+        Export.objects.filter(pk=export.pk, status=Export.Status.RUNNING).update(
+            rows_done=count, updated_at=timezone.now()
+        )
+
+    batches = selectors.export_batches(
+        LogFilter.parse(export.filters), export.up_to_seq, size=EXPORT_BATCH
+    )
+    rows = _Rows(batches, progress)
+    try:
+        if export.format == Export.Format.CSV:
+            digest = exportformat.Digest()
+            with open(partial, "wb") as handle:
+                for chunk in exportformat.csv_chunks(rows, digest):
+                    handle.write(chunk)
+            sha256, size = digest.hexdigest(), digest.size
+        else:
+            writer = exportformat.XlsxWriter(str(partial))
+            for batch in rows:
+                writer.write_rows(batch)
+            sha256 = writer.close()
+            size = partial.stat().st_size
+        os.replace(partial, path)
+    except Exception as exc:
+        partial.unlink(missing_ok=True)
+        fail_export(export.id, f"{type(exc).__name__}: {exc}", rows=rows)
+        raise
+    finish_export(export.id, rows, sha256=sha256, size=size)
+    return Export.objects.get(pk=export.pk)
+
+
+def _manifest(export: Export, rows: _Rows, *, sha256: str | None, size: int) -> dict:
+    from . import exportformat, selectors
+
+    checkpoint = None
+    if rows.last is not None:
+        covering = selectors.covering_checkpoint_of(rows.last) or sign_checkpoint()
+        checkpoint = covering.as_json() if covering else None
+    return {
+        "export_id": str(export.id),
+        "format": export.format,
+        "file_name": export.file_name,
+        "filters": export.filters,
+        "integrated_only": True,
+        "up_to_seq": export.up_to_seq,
+        "row_count": rows.count,
+        "first_seq": rows.first,
+        "last_seq": rows.last,
+        "columns": list(exportformat.COLUMNS),
+        "sha256": sha256,
+        "bytes": size,
+        "checkpoint": checkpoint,
+        "created_by": export.created_by.get_username(),
+        "created_at": format_timestamp(export.created_at),
+        "finished_at": format_timestamp(timezone.now()),
+    }
+
+
+def finish_export(export_id, rows: _Rows, *, sha256: str, size: int) -> dict | None:
+    """Mark an export done and record ``export.created`` with its manifest as payload."""
+    export = Export.objects.select_related("created_by").get(pk=export_id)
+    manifest = _manifest(export, rows, sha256=sha256, size=size)
+    with transaction.atomic():
+        done = Export.objects.filter(pk=export.pk, status=Export.Status.RUNNING).update(
+            status=Export.Status.DONE,
+            rows_done=rows.count,
+            manifest=manifest,
+            finished_at=timezone.now(),
+        )
+        if not done:
+            return None
+        record(
+            "export.created",
+            actor=f"user:{export.created_by.get_username()}",
+            reason=f"{rows.count} events exported as {export.format}",
+            payload=manifest,
+        )
+    return manifest
+
+
+def fail_export(export_id, error: str, *, rows: _Rows | None = None) -> None:
+    """Mark an export failed. A download that stopped half-way still let rows out of the
+    building, so it is recorded too (``export.created``, result ``failed``)."""
+    export = Export.objects.select_related("created_by").get(pk=export_id)
+    with transaction.atomic():
+        failed = Export.objects.filter(pk=export.pk, status=Export.Status.RUNNING).update(
+            status=Export.Status.FAILED,
+            error=error[:2000],
+            rows_done=rows.count if rows else 0,
+            finished_at=timezone.now(),
+        )
+        if failed and export.streamed and export.format == Export.Format.CSV and rows:
+            manifest = _manifest(export, rows, sha256=None, size=0)
+            record(
+                "export.created",
+                actor=f"user:{export.created_by.get_username()}",
+                result="failed",
+                reason=error,
+                payload=manifest,
+            )

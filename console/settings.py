@@ -21,6 +21,8 @@ Environment variables:
                        WARDEN_CELERY_RESTORE_INTERVAL / _THROTTLE (how often workers look)
     WARDEN_INTEGRATOR  "inline" (log fields appended right after each commit, in the same
                        process) or "process" (a separate `manage.py run_integrator`)
+    WARDEN_EXPORT_ASYNC_ROWS  audit exports above this many rows run as a Celery task (50000)
+    WARDEN_EXPORT_DIR  where those exports are written (default $WARDEN_VAR_DIR/exports)
     OPA_URL            delegate Rego policies to an external OPA server
     WARDEN_DB_POOL_SIZE  PostgreSQL connections pooled per process (default 10; 0: no pool)
     WARDEN_APPROVAL_SLA_SECONDS  approval SLA target (default 300 s; SPEC §4)
@@ -241,6 +243,9 @@ WARDEN_INTEGRATOR = os.environ.get("WARDEN_INTEGRATOR", "inline")
 WARDEN_CHECKPOINT_EVERY = 1000  # events (SPEC §6.2)
 WARDEN_CHECKPOINT_SECONDS = 60  # seconds (SPEC §6.2)
 OPA_URL = os.environ.get("OPA_URL", "")
+# Audit log exports (SPEC §7): bigger ones run as the audit.export_events task.
+WARDEN_EXPORT_ASYNC_ROWS = int(os.environ.get("WARDEN_EXPORT_ASYNC_ROWS") or 50_000)
+WARDEN_EXPORT_DIR = Path(os.environ.get("WARDEN_EXPORT_DIR") or VAR_DIR / "exports")
 
 # --- Auth and security ----------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -14,7 +14,7 @@ TABS = [
     ("assess", "Assess", "assessments.tabs.assess"),
     ("authorize", "Authorize", "console.authorize.tabs.authorize"),
     ("monitor", "Monitor", "trust.tabs.monitor"),
-    ("verify", "Verify", "console.tabs.verify_placeholder"),
+    ("verify", "Verify", "audit.tabs.verify"),
     ("adapt", "Adapt", "console.tabs.adapt"),
 ]
 TAB_KEYS = {key for key, _, _ in TABS}
@@ -37,16 +37,3 @@ def adapt(request, agent) -> tuple[str, dict]:
         "can_contain": can(request.user, "contain"),
         "can_manage_keys": can(request.user, "manage_keys"),
     }
-
-
-def _placeholder(title: str, text: str):
-    def provider(request, agent):
-        return "console/tabs/placeholder.html", {
-            "placeholder_title": title,
-            "placeholder_text": text,
-        }
-
-    return provider
-
-
-verify_placeholder = _placeholder("Verification", "Session proofs are not installed yet.")

@@ -58,16 +58,29 @@ flush_command.Command.handle = _flush_without_triggers
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_keys(tmp_path_factory):
-    """The suite signs with its own keys, never the developer's var/keys."""
+    """The suite signs with its own keys, never the developer's var/keys (and writes its
+    exports to a temporary directory)."""
     from django.conf import settings
 
-    saved = settings.WARDEN_KEY_DIR, settings.WARDEN_SIGNING_KEY, settings.PASSWORD_HASHERS
+    saved = (
+        settings.WARDEN_KEY_DIR,
+        settings.WARDEN_SIGNING_KEY,
+        settings.PASSWORD_HASHERS,
+        settings.WARDEN_EXPORT_DIR,
+    )
     settings.WARDEN_KEY_DIR = tmp_path_factory.mktemp("keys")
     settings.WARDEN_SIGNING_KEY = ""
     # Test users need no slow password hashing (production keeps Django's PBKDF2).
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Audit exports written by tests stay out of the developer's var/exports.
+    settings.WARDEN_EXPORT_DIR = tmp_path_factory.mktemp("exports")
     yield
-    settings.WARDEN_KEY_DIR, settings.WARDEN_SIGNING_KEY, settings.PASSWORD_HASHERS = saved
+    (
+        settings.WARDEN_KEY_DIR,
+        settings.WARDEN_SIGNING_KEY,
+        settings.PASSWORD_HASHERS,
+        settings.WARDEN_EXPORT_DIR,
+    ) = saved
 
 
 @pytest.fixture(autouse=True)
