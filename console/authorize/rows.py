@@ -9,10 +9,14 @@ models' own fields (as ``audit.services`` does for events).
 from __future__ import annotations
 
 import json
+import zlib
 from decimal import Decimal
 from typing import Any
 
 from django.db import connection, models
+
+# pg_advisory_xact_lock(class, key) class of the per-agent decision lock ("WAGT").
+AGENT_LOCK_CLASS = 0x57414754
 
 
 def insert(instance: models.Model) -> None:
@@ -42,6 +46,18 @@ def locked(model: type[models.Model], pk: Any) -> models.Model:
     if not rows:
         raise model.DoesNotExist(f"no {meta.model_name} {pk}")
     return rows[0]
+
+
+def lock_agent(agent_id: Any) -> None:
+    """Hold the agent's advisory lock until the transaction ends (PostgreSQL; SQLite's
+    IMMEDIATE transaction already serialises writers)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)",
+            [AGENT_LOCK_CLASS, zlib.crc32(str(agent_id).encode()) - 2**31],
+        )
 
 
 def count_session_action(session_model, session_id: Any, spend: Decimal) -> None:

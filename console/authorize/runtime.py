@@ -7,12 +7,10 @@
    is the same (422 ``idempotency_key_reused`` otherwise); while the first request is still
    being evaluated a second one gets 409 ``idempotency_in_progress`` (PostgreSQL: a
    try-lock on the key; SQLite serialises writers, so the second waits and is replayed).
-2. A row lock on the session: proposals of one session are decided one after the other,
-   so they cannot overspend a session budget or slip past a rule's count together.
-   Proposals of *different* sessions of one agent run in parallel: each sees the actions
-   committed before it, so the per-day spend budget and rule counts may miss proposals
-   being decided at that very moment in another session (at most one per concurrent
-   session).
+2. A row lock on the session, then the agent's advisory lock: proposals of one agent are
+   decided one after the other, so no two of them — in one session or in parallel
+   sessions — can overspend a budget (per session or per day) or slip past a rule's count
+   together. Different agents are decided in parallel.
 3. The session must be open: ``ended`` / ``revoked`` → 409 ``session_ended`` /
    ``session_revoked`` (nothing is evaluated; the API records ``access.denied``). A
    ``halted`` session answers HALT (source ``session``, severity minor) to every later
@@ -97,16 +95,20 @@ def _replay(agent, key: str, digest: str) -> dict | None:
 
 
 def _lock(agent, session):
-    """Lock the session row (budgets are checked and counters moved under it).
+    """Lock the session row (its counters move under it), then the agent (its daily
+    budget and rule counts are read under it).
 
-    The agent row is not locked: proposals of different sessions run in parallel (a lock
-    per agent would queue every proposal of a busy agent behind one another). The agent
-    was read by authentication at the start of this request, so its status, tier, scope
-    and settings are current. Lock order everywhere: sessions before their agent.
+    The agent is locked with an advisory lock, not its row: a HALT's ``halt_session`` and
+    the containment services lock the agent row, and none of them takes this lock, so no
+    two writers wait on each other in a cycle. The agent was read by authentication at the
+    start of this request, so its status, tier, scope and settings are current. Lock order
+    everywhere: sessions before their agent.
     """
     from console.models import AgentSession
 
-    return agent, rows.locked(AgentSession, session.pk)
+    locked = rows.locked(AgentSession, session.pk)
+    rows.lock_agent(agent.id)
+    return agent, locked
 
 
 _config_lock = threading.Lock()

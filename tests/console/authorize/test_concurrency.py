@@ -1,6 +1,7 @@
-"""Concurrent proposals on PostgreSQL (SPEC §3.2): a session's budgets are not overspent,
-rule counts are exact within a session, sessions of one agent do not wait for each other,
-and a key still being evaluated answers 409 ``idempotency_in_progress``."""
+"""Concurrent proposals on PostgreSQL (SPEC §3.2): budgets are not overspent and rule
+counts are exact, within a session and across parallel sessions of one agent; different
+agents do not wait for each other; a key still being evaluated answers 409
+``idempotency_in_progress``."""
 
 from __future__ import annotations
 
@@ -67,10 +68,48 @@ def test_a_rate_rule_counts_exactly_under_concurrency_within_a_session(
     assert sorted(verdicts) == ["ALLOW"] * 3 + ["BLOCK"] * 5
 
 
-def test_sessions_of_one_agent_are_decided_in_parallel(transactional_db, governed, monkeypatch):
-    # Two sessions of one agent do not wait for each other: only a session is locked.
-    agent, first = governed()
-    second = services.open_session(agent)
+def test_parallel_sessions_cannot_overspend_the_agents_daily_budget(transactional_db, governed):
+    # A drifting agent may open many sessions at once: the per-day budget still holds,
+    # because proposals of one agent are decided one after the other (agent lock).
+    agent, _ = governed(settings={"budgets": {"max_spend_per_day": "1000"}})
+    sessions = [services.open_session(agent) for _ in range(8)]
+
+    @in_thread
+    def spend(session):
+        return authz.evaluate_action(agent, session, name="pay", amount=Decimal("200"))["verdict"]
+
+    with ThreadPoolExecutor(8) as pool:
+        verdicts = list(pool.map(spend, sessions))
+    assert verdicts.count("ALLOW") == 5 and verdicts.count("HALT") == 3
+
+
+def test_a_rate_rule_counts_exactly_across_parallel_sessions(
+    transactional_db, governed, admin_user
+):
+    authz.create_rule(
+        by=admin_user,
+        name="burst",
+        kind="rate",
+        pattern="contract.commit",
+        window_seconds=3600,
+        threshold=3,
+        verdict="block",
+    )
+    agent, _ = governed()
+    sessions = [services.open_session(agent) for _ in range(8)]
+
+    @in_thread
+    def commit(session):
+        return authz.evaluate_action(agent, session, name="contract.commit")["verdict"]
+
+    with ThreadPoolExecutor(8) as pool:
+        verdicts = list(pool.map(commit, sessions))
+    assert sorted(verdicts) == ["ALLOW"] * 3 + ["BLOCK"] * 5
+
+
+def test_different_agents_are_decided_in_parallel(transactional_db, governed, monkeypatch):
+    # The lock is per agent: two agents' proposals do not wait for each other.
+    first, second = governed(), governed()
     inside = threading.Barrier(2, timeout=5)
     real_run = pipeline.run
 
@@ -81,7 +120,8 @@ def test_sessions_of_one_agent_are_decided_in_parallel(transactional_db, governe
     monkeypatch.setattr(pipeline, "run", meeting_run)
 
     @in_thread
-    def propose(session):
+    def propose(pair):
+        agent, session = pair
         return authz.evaluate_action(agent, session, name="x")["verdict"]
 
     with ThreadPoolExecutor(2) as pool:
