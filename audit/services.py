@@ -6,10 +6,13 @@ serial part (numbering, hashing, signing) is done by ``integrate_pending()`` aft
 in batches, under a lock (DESIGN.md "The one serial point", design 2).
 
 Who runs the integrator (``settings.WARDEN_INTEGRATOR``):
-* ``inline`` (default): the process that committed runs it right after commit. Only one
-  process integrates at a time (a try-lock); the others return at once and the holder
-  re-checks the queue after releasing, so no event is stranded.
+* ``thread`` (default on PostgreSQL): a background thread of the process that committed
+  (``BackgroundIntegrator``), woken after commit; the request does not wait for it.
+* ``inline`` (default on SQLite, and in the test suite): the process that committed runs it
+  right after commit, before the request returns.
 * ``process``: a dedicated ``manage.py run_integrator`` loop does it.
+In the first two, only one process integrates at a time (a try-lock); the others return at
+once and the holder re-checks the queue after releasing, so no event is stranded.
 Either way ``sign_checkpoint_if_due`` (periodic) also drains the queue, so a crash between
 commit and integration only delays an event's log fields.
 """
@@ -22,13 +25,15 @@ import decimal
 import enum
 import logging
 import os
+import threading
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -203,12 +208,60 @@ def _next_session_event(session_id: uuid.UUID) -> int:
 
 
 def _after_commit() -> None:
-    if settings.WARDEN_INTEGRATOR != "inline":
-        return  # a run_integrator process picks the event up
-    try:
-        integrate_pending()
-    except Exception:  # the change is committed; the periodic job will integrate later
-        log.exception("integrating the event log after commit failed")
+    mode = settings.WARDEN_INTEGRATOR
+    if mode == "thread":
+        background_integrator.wake()
+    elif mode == "inline":
+        try:
+            integrate_pending()
+        except Exception:  # the change is committed; the periodic job will integrate later
+            log.exception("integrating the event log after commit failed")
+    # "process": a run_integrator process picks the event up
+
+
+class BackgroundIntegrator:
+    """``WARDEN_INTEGRATOR=thread``: one daemon thread per process integrates the log.
+
+    A commit only wakes the thread, so the request that recorded an event does not wait
+    for the serial point; events committed while a pass runs are taken by the next pass,
+    so under load one integration transaction numbers and signs many events. The thread
+    starts on the first wake. A failed pass is retried a second later (the periodic
+    ``sign_checkpoint_if_due`` drains the queue too, so nothing waits on this thread
+    alone).
+    """
+
+    RETRY_DELAY = 1.0
+
+    def __init__(self) -> None:
+        self._wanted = threading.Event()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        self._wanted.set()
+        if self._thread is None or not self._thread.is_alive():
+            with self._start_lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._run, name="warden-integrator", daemon=True
+                    )
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            try:
+                integrate_pending()
+            except Exception:
+                log.exception("background integration pass failed; retrying")
+                time.sleep(self.RETRY_DELAY)
+                self._wanted.set()
+            finally:
+                close_old_connections()
+
+
+background_integrator = BackgroundIntegrator()
 
 
 # --- the integrator -------------------------------------------------------------------

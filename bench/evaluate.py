@@ -1,7 +1,7 @@
 """Governed proposals per second and latency, against a bare endpoint, on one server.
 
     .venv/bin/python bench/evaluate.py [--seconds 10] [--clients 32] [--workers 2]
-                                       [--integrator inline|process] [--rounds 2]
+                                       [--integrator thread|inline|process] [--rounds 2]
 
 Needs PostgreSQL (``BENCH_DATABASE_URL``, default
 ``postgres://postgres@127.0.0.1:5432/warden_bench_evaluate``; that database is dropped and
@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--integrator", choices=("inline", "process"), default="inline")
+    parser.add_argument("--integrator", choices=("thread", "inline", "process"), default="thread")
     parser.add_argument("-v", "--verbose", action="store_true", help="list the queries")
     parser.add_argument(
         "--paced-share",

@@ -12,6 +12,8 @@ Takes about a minute. Prints, from one run on one machine:
 * ``bare ORM``: the same through Django's ORM (``Model.objects.create`` in ``atomic``);
 * ``writer (inline)``: 32 writers calling ``audit.services.record()`` in a transaction each;
   the committing processes integrate the log after commit (WARDEN_INTEGRATOR=inline);
+* ``writer (thread)``: the same with a background integrator thread in each writing
+  process (WARDEN_INTEGRATOR=thread, the PostgreSQL default);
 * ``writer (process)``: the same with a dedicated ``run_integrator`` process;
 * ratios against the bare rates, how many events were *integrated* (numbered, hashed,
   signed) in the window and the backlog left at the end;
@@ -52,6 +54,9 @@ PAYLOAD = {
 def setup_django(url: str, integrator: str = "inline") -> None:
     os.environ["DATABASE_URL"] = url
     os.environ["WARDEN_INTEGRATOR"] = integrator
+    # Each writer thread keeps its own connection for the whole phase (as before the
+    # connection pool existed), so a background integrator thread is never starved of one.
+    os.environ["WARDEN_DB_POOL_SIZE"] = "0"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     os.environ.setdefault("WARDEN_VAR_DIR", str(ROOT / "var" / "bench"))
     import django
@@ -225,6 +230,11 @@ def measure_appends(url: str, writers: int, seconds: float) -> dict[str, tuple[f
     rate = run_phase("writer", url, writers, seconds, integrator="inline") / seconds
     after, pending = log_state(url)
     out["record(), integrated after commit"] = (rate, (after - before) / seconds, pending)
+    time.sleep(3)  # let the backlog drain
+    before, _ = log_state(url)
+    rate = run_phase("writer", url, writers, seconds, integrator="thread") / seconds
+    after, pending = log_state(url)
+    out["record(), background thread"] = (rate, (after - before) / seconds, pending)
     integrator = subprocess.Popen(
         [sys.executable, "manage.py", "run_integrator"], cwd=ROOT, env=env
     )

@@ -19,8 +19,10 @@ Environment variables:
     WARDEN_CELERY_VISIBILITY_TIMEOUT  seconds before a task taken by a dead worker is
                        delivered again (Redis broker; default 300), with
                        WARDEN_CELERY_RESTORE_INTERVAL / _THROTTLE (how often workers look)
-    WARDEN_INTEGRATOR  "inline" (log fields appended right after each commit, in the same
-                       process) or "process" (a separate `manage.py run_integrator`)
+    WARDEN_INTEGRATOR  who appends the log fields after each commit: "thread" (a background
+                       thread of the committing process; default on PostgreSQL), "inline"
+                       (the committing request itself; default on SQLite) or "process"
+                       (a separate `manage.py run_integrator`)
     WARDEN_EXPORT_ASYNC_ROWS  audit exports above this many rows run as a Celery task (50000)
     WARDEN_EXPORT_DIR  where those exports are written (default $WARDEN_VAR_DIR/exports)
     OPA_URL            delegate Rego policies to an external OPA server
@@ -239,7 +241,10 @@ WARDEN_APPROVAL_SLA_SECONDS = int(os.environ.get("WARDEN_APPROVAL_SLA_SECONDS") 
 # --- Event log ------------------------------------------------------------------------
 WARDEN_KEY_DIR = Path(os.environ.get("WARDEN_KEY_DIR") or VAR_DIR / "keys")
 WARDEN_SIGNING_KEY = os.environ.get("WARDEN_SIGNING_KEY", "")
-WARDEN_INTEGRATOR = os.environ.get("WARDEN_INTEGRATOR", "inline")
+# Who numbers, chains and signs new events (audit.services): a background thread of each
+# process on PostgreSQL, the committing request itself on SQLite (one writer anyway).
+_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+WARDEN_INTEGRATOR = os.environ.get("WARDEN_INTEGRATOR") or ("inline" if _SQLITE else "thread")
 WARDEN_CHECKPOINT_EVERY = 1000  # events (SPEC §6.2)
 WARDEN_CHECKPOINT_SECONDS = 60  # seconds (SPEC §6.2)
 OPA_URL = os.environ.get("OPA_URL", "")

@@ -57,6 +57,19 @@ flush_command.Command.handle = _flush_without_triggers
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _inline_integrator():
+    """Tests read an event's log fields right after the request that recorded it, so the
+    committing request integrates; production's background thread (the PostgreSQL
+    default) has tests of its own (tests/audit/test_background_integrator.py)."""
+    from django.conf import settings
+
+    saved = settings.WARDEN_INTEGRATOR
+    settings.WARDEN_INTEGRATOR = "inline"
+    yield
+    settings.WARDEN_INTEGRATOR = saved
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _isolated_keys(tmp_path_factory):
     """The suite signs with its own keys, never the developer's var/keys (and writes its
     exports to a temporary directory)."""
