@@ -61,9 +61,10 @@ OPERATORS = (
 )
 OWNER = "compliance"
 
-# The approval TTL of the demo agents: a request nobody decides expires after 2 minutes
-# (fail closed), so the agent hears "expired" instead of waiting half an hour.
-DEMO_APPROVAL_TTL = 120
+# The approval TTL of the demo agents: a request nobody decides expires after 90 seconds
+# (fail closed), so the agent hears "expired" instead of waiting half an hour. The fleet
+# waits a little longer than that (examples/demo_fleet, --approval-timeout).
+DEMO_APPROVAL_TTL = 90
 
 # SPEC §2 answers. procurement: the `procurement_agent` vector (65.27 % → tier 3).
 PROCUREMENT_ANSWERS = {
@@ -223,7 +224,7 @@ PROCUREMENT_RULES = (
         "name": "demo-new-vendor",
         "description": "A contract with a vendor this agent never dealt with needs a person.",
         "kind": "first_seen",
-        "pattern": "contract.*",
+        "pattern": "contract.commit",
         "verdict": "require_approval",
         "severity": "minor",
         "priority": 50,
