@@ -53,7 +53,7 @@ class Fleet:
                 "--rest",
                 "1",
                 "--approval-timeout",
-                "4",
+                "2",
                 "--backoff",
                 "0.5",
                 "--duration",
@@ -112,50 +112,80 @@ def test_the_fleet_plays_every_story_and_obeys_the_operators(asgi_server, tmp_pa
     call_command("bootstrap_demo", keys_file=str(keys), logins_file=str(tmp_path / "logins"))
     canary_token = json.loads(keys.read_text())["canary"]
     User = get_user_model()
+    admin = User.objects.get(username="admin")
     reviewer = User.objects.get(username="reviewer")
     oncall = User.objects.get(username="oncall")
-    started = time.monotonic()
+    support = Agent.objects.get(name="support-agent")
+    observability = Agent.objects.get(name="observability-agent")
+    seen: dict = {}
+
+    # What the operators do, each once, as soon as the fleet gives them the occasion.
+    def approve_contract():
+        request = pending("procurement-agent", "contract.commit")
+        if request:
+            approvals.decide(request, by=reviewer, decision="approve", comment="budgeted")
+            seen["contract"] = request
+            return True
+
+    def reject_refund():
+        request = pending("support-agent", "refund.issue")
+        if request:
+            approvals.decide(request, by=reviewer, decision="reject", comment="already refunded")
+            seen["refund"] = request
+            return True
+
+    def pause_support():
+        if "refund" in seen:  # its open session runs to its end (SPEC §1)
+            services.pause_agent(support, by=oncall, reason="demo test: pause")
+            seen["paused_at"] = time.time()
+            return True
+
+    def approve_rollback():  # tier 4: four-eyes, two distinct approvers
+        request = pending("observability-agent", "deploy.rollback")
+        if request:
+            approvals.decide(request, by=admin, decision="approve", comment="go")
+            approvals.decide(request, by=reviewer, decision="approve", comment="agreed")
+            seen["rollback"] = request
+            return True
+
+    def revoke_observability():  # the next night's rollback: on-call revokes instead
+        request = pending("observability-agent", "deploy.rollback")
+        if "rollback" in seen and request and request.pk != seen["rollback"].pk:
+            services.revoke_agent(observability, by=oncall, reason="demo test: revoke")
+            seen["second_rollback"] = request
+            return True
+
+    todo = [approve_contract, reject_refund, pause_support, approve_rollback, revoke_observability]
 
     fleet = Fleet(asgi_server.url, keys)
+
+    def played() -> bool:
+        for task in list(todo):
+            if task():
+                todo.remove(task)
+        return not todo and (
+            Action.objects.filter(
+                agent__name="procurement-agent", name="contract.commit", verdict="HALT"
+            ).exists()
+            and Action.objects.filter(agent__name="inbox-summariser", verdict="HALT").exists()
+            and fleet.said("procurement", "approved by reviewer — budgeted")
+            and fleet.said("support", "rejected by reviewer: already refunded")
+            and fleet.said("support", "paused")
+            and fleet.said("observability", "rolled checkout back")
+            and fleet.said("observability", "revoked")
+        )
+
     try:
-        # A reviewer approves the first contract; the agent waiting on it must commit it.
-        request = wait_for(
-            lambda: pending("procurement-agent", "contract.commit"), 20, "a contract approval"
-        )
-        approvals.decide(request, by=reviewer, decision="approve", comment="budgeted")
-        # On-call pauses support once it is at work (its open session runs to its end).
-        wait_for(
-            lambda: AgentSession.objects.filter(agent__name="support-agent").exists(),
-            10,
-            "a support session",
-        )
-        support = Agent.objects.get(name="support-agent")
-        services.pause_agent(support, by=oncall, reason="demo test: pause")
-        paused_at = time.time()
-        # The 2 a.m. rollback waits for two approvers; on-call revokes the agent instead.
-        rollback = wait_for(
-            lambda: pending("observability-agent", "deploy.rollback"), 15, "a rollback approval"
-        )
-        services.revoke_agent(
-            Agent.objects.get(name="observability-agent"), by=oncall, reason="demo test: revoke"
-        )
-
-        def story_done() -> bool:
-            return (
-                Action.objects.filter(
-                    agent__name="procurement-agent", name="contract.commit", verdict="HALT"
-                ).exists()
-                and Action.objects.filter(agent__name="inbox-summariser", verdict="HALT").exists()
-                and fleet.said("observability", "revoked")
-                and fleet.said("support", "paused")
-                and fleet.said("procurement", "approved by reviewer — budgeted")
-            )
-
-        wait_for(story_done, FLEET_SECONDS - (time.monotonic() - started), "every story")
+        wait_for(played, FLEET_SECONDS, "every story")
+    except AssertionError as timed_out:
+        fleet.stop()
+        lines = "\n".join(fleet.lines)
+        raise AssertionError(f"not done: {[t.__name__ for t in todo]}\n{lines}") from timed_out
     finally:
         fleet.stop()
     output = "\n".join(fleet.lines)
     assert "Traceback" not in output, output
+    request = seen["contract"]
 
     # Procurement: no contract.commit is ever ALLOWed; only the approved one ran.
     commits = Action.objects.filter(agent__name="procurement-agent", name="contract.commit")
@@ -187,15 +217,20 @@ def test_the_fleet_plays_every_story_and_obeys_the_operators(asgi_server, tmp_pa
     stored = json.dumps([e.payload["output"] for e in reads])
     assert "ticket" in stored and "@example." not in stored and "555 0" not in stored
     # …and once paused, it opened no new session (it backed off instead).
-    assert not AgentSession.objects.filter(agent=support, started_at__gt=_aware(paused_at)).exists()
+    paused_at = _aware(seen["paused_at"])
+    assert not AgentSession.objects.filter(agent=support, started_at__gt=paused_at).exists()
+    # The rejected refund never ran.
+    refund = Action.objects.get(id=seen["refund"].action_id)
+    assert (refund.verdict, refund.result_status) == ("REQUIRE_APPROVAL", None)
 
-    # Observability: the rollback waited for two approvers; revoked, the agent stopped.
-    assert rollback.approvals_needed == 2
-    assert rollback.effective_tier == 4
-    assert ApprovalRequest.objects.get(pk=rollback.pk).status == "cancelled"
-    assert not Action.objects.filter(
-        agent__name="observability-agent", name="deploy.rollback", result_status="ok"
-    ).exists()
+    # Observability: the rollback waited for two approvers, then ran; revoked, it stopped.
+    first, second = seen["rollback"], seen["second_rollback"]
+    assert (first.approvals_needed, first.effective_tier) == (2, 4)
+    assert first.decisions.count() == 2
+    assert Action.objects.get(id=first.action_id).result_status == "ok"
+    assert ApprovalRequest.objects.get(pk=second.pk).status == "cancelled"
+    assert Action.objects.get(id=second.action_id).result_status is None
+    assert Agent.objects.get(pk=observability.pk).status == "revoked"
 
     # Summariser: the canary in an outgoing e-mail HALTs it; the token is not stored.
     leaks = list(Action.objects.filter(agent__name="inbox-summariser", name="email.send"))
