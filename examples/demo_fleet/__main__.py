@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 secrets={"canary": document.get("canary")},
             )
         )
-    printer("fleet", "start", f"{len(runners)} agents → {args.url}")
+    printer("fleet", "start", f"{len(runners)} agents → {args.url} (pid {os.getpid()})")
     for runner in runners:
         runner.start()
     deadline = None if args.duration is None else time.monotonic() + args.duration
@@ -119,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
             break  # the server that started us is gone
         stop.wait(0.2)
     stop.set()
+    # Each agent ends its open session on the way out (a long-poll slice is ≤ 2 s).
+    give_up = time.monotonic() + 6
     for runner in runners:
-        runner.join(timeout=5)
+        runner.join(timeout=max(0.1, give_up - time.monotonic()))
     printer("fleet", "stop", "done")
     return 0
 

@@ -279,7 +279,7 @@ class AgentRunner(threading.Thread):
         return Outcome(str(verdict), True, args=used, output=output, approval=approval)
 
     def _wait(self, session, decision) -> str:
-        """Long-poll in short slices (so the fleet can stop) until decided or our patience
+        """Long-poll in 2-second slices (so the fleet stops promptly) until decided or our patience
         runs out; returns the approval's final state, or ``timeout``."""
         deadline = time.monotonic() + self.options.approval_timeout
         while True:
@@ -290,7 +290,7 @@ class AgentRunner(threading.Thread):
                 return "timeout"
             try:
                 status = session.wait_for_approval(
-                    decision.approval_id, timeout=max(1.0, min(5.0, remaining))
+                    decision.approval_id, timeout=max(1.0, min(2.0, remaining))
                 )
             except ApprovalTimeout:
                 continue

@@ -83,18 +83,55 @@ class Command(BaseCommand):
             fleet = DemoFleet(host=host, port=port, keys=keys, log=log, out=self.stdout.write)
             fleet.start_when_ready()
         try:
-            uvicorn.run(
-                "console.asgi:application",
-                host=host,
-                port=port,
-                workers=workers,
-                lifespan="off",
-                log_level="warning",
-                proxy_headers=True,
-            )
+            if fleet is not None and workers == 1:
+                config = uvicorn.Config(
+                    "console.asgi:application",
+                    host=host,
+                    port=port,
+                    lifespan="off",
+                    log_level="warning",
+                    proxy_headers=True,
+                )
+                try:
+                    DemoServer(config, fleet).run()
+                except KeyboardInterrupt:
+                    pass
+            else:
+                uvicorn.run(
+                    "console.asgi:application",
+                    host=host,
+                    port=port,
+                    workers=workers,
+                    lifespan="off",
+                    log_level="warning",
+                    proxy_headers=True,
+                )
         finally:
             if fleet is not None:
                 fleet.stop()
+
+
+class DemoServer(uvicorn.Server):
+    """uvicorn that, on Ctrl-C or SIGTERM, stops the fleet first — so its agents end their
+    sessions while the console still answers — and then itself. A second Ctrl-C exits at
+    once."""
+
+    def __init__(self, config: uvicorn.Config, fleet: DemoFleet) -> None:
+        super().__init__(config)
+        self.fleet = fleet
+        self._stopping = False
+
+    def handle_exit(self, sig, frame) -> None:
+        if self._stopping or self.should_exit:
+            super().handle_exit(sig, frame)
+            return
+        self._stopping = True
+
+        def stop_fleet_then_server() -> None:
+            self.fleet.stop()
+            uvicorn.Server.handle_exit(self, sig, frame)
+
+        threading.Thread(target=stop_fleet_then_server, name="demo-fleet-stop", daemon=True).start()
 
 
 class DemoFleet:
