@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rest", type=float, default=defaults.rest, help="seconds between rounds of a story"
     )
     parser.add_argument(
+        "--invoices",
+        type=int,
+        default=defaults.invoices,
+        help="invoices the procurement agent reads first (the scenario's 40)",
+    )
+    parser.add_argument(
         "--approval-timeout",
         type=float,
         default=defaults.approval_timeout,
@@ -78,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         pace=args.pace,
         hour=args.hour,
         rest=args.rest,
+        invoices=args.invoices,
         approval_timeout=args.approval_timeout,
         backoff=args.backoff,
     )

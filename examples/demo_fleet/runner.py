@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -46,11 +46,11 @@ class Options:
     pace: float = 1.0  # seconds between the steps of support, observability and summariser
     hour: float = 1.0  # seconds per story hour of the procurement drift
     rest: float = 20.0  # seconds between two rounds of a story
+    invoices: int = 40  # invoices the procurement agent reads in hours 0–12 (the scenario's 40)
     # How long an agent waits for a reviewer: longer than the demo agents' approval TTL
     # (90 s, bootstrap_demo), so an undecided request ends as "expired", as it should.
     approval_timeout: float = 100.0
     backoff: float = 5.0  # seconds between retries while paused or unreachable
-    verbose: bool = False
 
 
 @dataclass
@@ -78,7 +78,6 @@ class Outcome:
     args: Any = None
     output: Any = None
     approval: str | None = None  # approved | rejected | expired | cancelled | timeout
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Printer:
@@ -263,6 +262,9 @@ class AgentRunner(threading.Thread):
                 f"{what} → REQUIRE_APPROVAL ({decision.source}: {decision.reason}) — "
                 f"waiting for a reviewer, approval {decision.approval_id}",
             )
+            if decision.approval_id is None:  # nothing to wait on: fail closed
+                self.say("", "no approval request was opened — not done")
+                return Outcome("REQUIRE_APPROVAL", False, approval="unavailable")
             approval = self._wait(session, decision)
             if approval != "approved":
                 return Outcome("REQUIRE_APPROVAL", False, approval=approval)
@@ -279,8 +281,8 @@ class AgentRunner(threading.Thread):
         return Outcome(str(verdict), True, args=used, output=output, approval=approval)
 
     def _wait(self, session, decision) -> str:
-        """Long-poll in 2-second slices (so the fleet stops promptly) until decided or our patience
-        runs out; returns the approval's final state, or ``timeout``."""
+        """Long-poll in 2-second slices (so the fleet stops promptly) until decided or our
+        patience runs out; returns the approval's final state, or ``timeout``."""
         deadline = time.monotonic() + self.options.approval_timeout
         while True:
             self.check_stop()

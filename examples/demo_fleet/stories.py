@@ -55,20 +55,21 @@ class ProcurementAgent(AgentRunner):
         workflow = f"procurement-drift-{round_number + 1}"
         routine: list[Step] = []
         flagged = 0
-        for n in range(40):
+        count = max(1, self.options.invoices)
+        for n in range(count):
             invoice = _invoice(n)
-            routine.append(Step(_read(invoice), at=12 * n / 40))
+            routine.append(Step(_read(invoice), at=12 * n / count))
             if invoice["po"] is None and flagged < 6:
                 flagged += 1
-                routine.append(Step(_flag(invoice), at=12 * n / 40))
-                routine.append(Step(_route(invoice), at=12 * n / 40))
+                routine.append(Step(_flag(invoice), at=12 * n / count))
+                routine.append(Step(_route(invoice), at=12 * n / count))
         yield Phase("Review this week's invoices, flag anomalies, route them", routine, workflow)
 
         contracts: list[Step] = []
         span = (72 - 12) / len(COMMITS)
         for i, (vendor, amount) in enumerate(COMMITS):
             hour = 12 + i * span
-            contracts.append(Step(_read(_invoice(40 + i)), at=hour))
+            contracts.append(Step(_read(_invoice(count + i)), at=hour))
             contracts.append(Step(_draft(vendor, amount), at=hour + span / 3))
             if hour <= PAYMENT_HOUR < hour + span:
                 contracts.append(Step(_pay(vendor, amount), at=PAYMENT_HOUR))
