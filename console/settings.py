@@ -12,6 +12,9 @@ Environment variables:
     ALLOWED_HOSTS      comma-separated host names (default: localhost, 127.0.0.1)
     DEBUG              1/0 (default 0)
     WARDEN_HTTPS       1 when served over HTTPS (secure cookies, HSTS, SSL redirect)
+    WARDEN_TRUSTED_PROXIES  comma-separated addresses of reverse proxies whose
+                       X-Forwarded-For / -Proto name the client (default: none, so the
+                       client is the TCP peer; login throttling and events use it)
     WARDEN_VAR_DIR     where embedded data, exports and keys live (default ./var)
     WARDEN_KEY_DIR     signing keys directory (default $WARDEN_VAR_DIR/keys)
     WARDEN_SIGNING_KEY base64 Ed25519 private key (32-byte seed); overrides the key file
@@ -271,6 +274,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client address is REMOTE_ADDR, which uvicorn takes from X-Forwarded-For only when the
+# connection comes from one of these proxies (`manage.py serve`); by default from none, so
+# a client cannot pick the address its failed logins are counted against.
+WARDEN_TRUSTED_PROXIES = env_list("WARDEN_TRUSTED_PROXIES", [])
 
 HTTPS = env_bool("WARDEN_HTTPS", False)
 SESSION_COOKIE_HTTPONLY = True

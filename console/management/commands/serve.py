@@ -12,6 +12,12 @@ from django.core.management.base import BaseCommand
 from console.scheduler import InProcessScheduler
 
 
+def proxy_options() -> dict:
+    """X-Forwarded-For / -Proto are believed only from settings.WARDEN_TRUSTED_PROXIES."""
+    trusted = settings.WARDEN_TRUSTED_PROXIES
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": ",".join(trusted) or ""}
+
+
 class Command(BaseCommand):
     help = "Serve the console and API with uvicorn."
 
@@ -36,5 +42,5 @@ class Command(BaseCommand):
             workers=workers,
             lifespan="off",
             log_level="warning",
-            proxy_headers=True,
+            **proxy_options(),
         )
