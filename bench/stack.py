@@ -482,7 +482,8 @@ class Traffic:
     accepted: dict[str, str] = field(default_factory=dict)  # action_id -> verdict
     approvals: list[str] = field(default_factory=list)
     latencies: list[tuple[float, float]] = field(default_factory=list)  # (time, seconds)
-    failures: list[tuple[float, str]] = field(default_factory=list)  # attempts not answered 200
+    # attempts not answered 200: (when the attempt began, why)
+    failures: list[tuple[float, str]] = field(default_factory=list)
     started: float = 0.0
 
     def __post_init__(self) -> None:
@@ -530,7 +531,7 @@ class Traffic:
                 reason = f"{response.status_code} {response.text[:120]}"
             except Exception as exc:  # noqa: BLE001 - any transport failure is retried
                 reason = f"{type(exc).__name__}: {exc}"[:160]
-            self.failures.append((time.monotonic(), reason))
+            self.failures.append((began, reason))
             if self._stop.is_set():
                 give_up = give_up or time.monotonic() + 20
                 if time.monotonic() > give_up:

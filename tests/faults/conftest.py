@@ -25,6 +25,11 @@ def stack(tmp_path):
         yield stack
     finally:
         stack.stop()
+        # Shown by pytest only when the test failed.
+        for name in ("server", "worker", "worker-1", "worker-2"):
+            text = stack.log_text(name)
+            if text:
+                print(f"--- {name}.log (last 6000 characters) ---\n{text[-6000:]}")
 
 
 def assert_reconciled(stack: Stack, traffic) -> None:
