@@ -28,6 +28,8 @@ Environment variables:
                        (a separate `manage.py run_integrator`)
     WARDEN_EXPORT_ASYNC_ROWS  audit exports above this many rows run as a Celery task (50000)
     WARDEN_EXPORT_DIR  where those exports are written (default $WARDEN_VAR_DIR/exports)
+    WARDEN_EXPORT_STALE_SECONDS  a task export without progress this long is taken over by
+                       the task redelivered after its worker died (default 300)
     OPA_URL            delegate Rego policies to an external OPA server
     WARDEN_DB_POOL_SIZE  PostgreSQL connections pooled per process (default 10; 0: no pool)
     WARDEN_APPROVAL_SLA_SECONDS  approval SLA target (default 300 s; SPEC §4)
@@ -254,6 +256,9 @@ OPA_URL = os.environ.get("OPA_URL", "")
 # Audit log exports (SPEC §7): bigger ones run as the audit.export_events task.
 WARDEN_EXPORT_ASYNC_ROWS = int(os.environ.get("WARDEN_EXPORT_ASYNC_ROWS") or 50_000)
 WARDEN_EXPORT_DIR = Path(os.environ.get("WARDEN_EXPORT_DIR") or VAR_DIR / "exports")
+# A task export silent this long (no progress) is taken to be abandoned by a dead worker,
+# and the redelivered task takes it over (audit.tasks.export_events).
+WARDEN_EXPORT_STALE_SECONDS = int(os.environ.get("WARDEN_EXPORT_STALE_SECONDS") or 300)
 
 # --- Auth and security ----------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
