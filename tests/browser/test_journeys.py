@@ -108,6 +108,9 @@ def _png_size(path: str) -> tuple[int, int]:
 def shot(journey, name: str) -> None:
     """Check the page is clean so far, then save it as NN-name.png at 1280×800."""
     journey.problems.check(journey.page)
+    # Template syntax that reached the page (a multi-line {# #} comment renders as text).
+    leaked = re.search(r".{0,40}(\{[#%{]|[#%}]\}).{0,40}", journey.page.inner_text("body"))
+    assert leaked is None, f"template syntax on the page: {leaked.group(0)!r}"
     os.makedirs(SCREENSHOTS, exist_ok=True)
     path = os.path.join(SCREENSHOTS, f"{name}.png")
     # caret="initial": hiding the caret would make Playwright write a style attribute on the
