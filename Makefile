@@ -16,11 +16,8 @@ $(STAMP): requirements.lock
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap_demo > /dev/null
-	@echo ""
-	@echo "  Warden console: http://127.0.0.1:$(PORT)/"
-	@echo "  Log in as:      $$($(BIN)/python manage.py bootstrap_demo)"
-	@echo ""
-	$(BIN)/python manage.py serve --port $(PORT)
+	@# --demo: the demo fleet starts once the console answers, and prints what to look at first
+	$(BIN)/python manage.py serve --port $(PORT) --demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,149 @@
+"""manage.py bootstrap_demo seeds what the demo fleet needs, once (re-running duplicates
+nothing), through the services — so every seeded change is a signed event."""
+
+from __future__ import annotations
+
+import json
+import stat
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from audit.models import GovernanceEvent
+from console import services
+from console.authorize import canary
+from console.authorize.models import Guardrail, Rule
+from console.models import Agent, ApiKey
+from console.roles import ROLES, roles_of
+from tests.assessments.vectors import PROCUREMENT
+from tests.helpers import agent_client
+
+pytestmark = pytest.mark.django_db
+
+NAMES = {
+    "procurement": "procurement-agent",
+    "support": "support-agent",
+    "observability": "observability-agent",
+    "summariser": "inbox-summariser",
+}
+
+
+@pytest.fixture
+def files(tmp_path):
+    return tmp_path / "demo-keys.json", tmp_path / "demo-login.txt"
+
+
+def bootstrap(files) -> tuple[dict, str]:
+    keys, logins = files
+    out = StringIO()
+    call_command("bootstrap_demo", keys_file=str(keys), logins_file=str(logins), stdout=out)
+    return json.loads(keys.read_text()), out.getvalue()
+
+
+def test_it_seeds_one_operator_per_role_with_the_password_it_prints(files):
+    _, printed = bootstrap(files)
+    User = get_user_model()
+    for role in ROLES:
+        user = User.objects.get(username=role)
+        assert roles_of(user) == frozenset({role})
+    lines = dict(line.split(" / ") for line in printed.strip().splitlines())
+    assert set(lines) == set(ROLES)
+    assert User.objects.get(username="admin").check_password(lines["admin"])
+    assert User.objects.get(username="reviewer").check_password(lines["reviewer"])
+    assert stat.S_IMODE(files[1].stat().st_mode) == 0o600
+
+
+def test_it_registers_assesses_and_scopes_the_four_agents(files):
+    bootstrap(files)
+    agents = {a.name: a for a in Agent.objects.all()}
+    assert set(agents) == set(NAMES.values())
+    procurement = agents["procurement-agent"]
+    expected = PROCUREMENT["expected"]
+    assert procurement.risk_percent == Decimal(str(expected["risk_percent"]))
+    assert procurement.risk_tier == 3
+    assert procurement.trust_score == Decimal(str(expected["initial_trust_score"]))
+    assert procurement.scope["excluded_actions"] == ["payment.*"]
+    assert procurement.scope["allowed_targets"] == ["vendor:*"]
+    assert "contract.commit" in procurement.scope["sensitive_actions"]
+    assert agents["observability-agent"].effective_tier == 4
+    assert agents["support-agent"].risk_tier == 3
+    assert agents["inbox-summariser"].risk_tier == 2
+    # Owned by compliance, so admin and reviewer may decide their approvals (SPEC §4).
+    assert {a.owner.username for a in agents.values()} == {"compliance"}
+    assert all(a.status == Agent.Status.ACTIVE for a in agents.values())
+
+
+def test_it_creates_the_scenario_rules_and_the_guardrails(files):
+    document, _ = bootstrap(files)
+    procurement = Agent.objects.get(name="procurement-agent")
+    rules = {r.kind: r for r in Rule.objects.filter(agent=procurement)}
+    assert set(rules) == {"cumulative", "rate", "first_seen"}
+    assert rules["cumulative"].threshold == Decimal("250000.00")
+    assert rules["cumulative"].window_seconds == 72 * 3600
+    assert rules["cumulative"].verdict == "require_approval"
+    assert (rules["rate"].threshold, rules["rate"].window_seconds) == (3, 24 * 3600)
+    assert (rules["rate"].verdict, rules["rate"].severity) == ("halt", "critical")
+    assert rules["first_seen"].verdict == "require_approval"
+
+    pii = Guardrail.objects.get(agent__name="support-agent", kind="pii")
+    assert (pii.mode, pii.enforcement) == ("redact", "enforce")
+    trap = Guardrail.objects.get(agent__name="inbox-summariser", kind="canary")
+    assert trap.enforcement == "enforce"
+    assert canary.tokens_of(trap) == (document["canary"],)
+    assert document["canary"] not in json.dumps(trap.config)
+
+
+def test_the_keys_file_is_private_and_each_key_authenticates_as_its_agent(files):
+    document, _ = bootstrap(files)
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    assert set(document["agents"]) == set(NAMES)
+    for role, entry in document["agents"].items():
+        assert entry["name"] == NAMES[role]
+        response = agent_client(entry["key"]).post(
+            "/api/v1/sessions", {"goal": "check the key"}, format="json"
+        )
+        assert response.status_code == 201, response.content
+        session = Agent.objects.get(name=NAMES[role]).sessions.get()
+        assert str(session.id) == response.json()["session_id"]
+
+
+def test_running_it_again_duplicates_nothing_and_records_nothing(files):
+    first, printed = bootstrap(files)
+    counts = (
+        get_user_model().objects.count(),
+        Agent.objects.count(),
+        ApiKey.objects.count(),
+        Rule.objects.count(),
+        Guardrail.objects.count(),
+        GovernanceEvent.objects.count(),
+    )
+    second, printed_again = bootstrap(files)
+    assert second == first
+    assert printed_again == printed
+    assert counts == (
+        get_user_model().objects.count(),
+        Agent.objects.count(),
+        ApiKey.objects.count(),
+        Rule.objects.count(),
+        Guardrail.objects.count(),
+        GovernanceEvent.objects.count(),
+    )
+
+
+def test_a_revoked_key_is_replaced_and_a_revoked_agent_stays_revoked(files):
+    first, _ = bootstrap(files)
+    admin = get_user_model().objects.get(username="admin")
+    support = Agent.objects.get(name="support-agent")
+    key = ApiKey.objects.get(agent=support)
+    services.revoke_key(key, by=admin, reason="rotated")
+    services.revoke_agent(Agent.objects.get(name="inbox-summariser"), by=admin, reason="test")
+
+    second, _ = bootstrap(files)
+    assert second["agents"]["support"]["key"] != first["agents"]["support"]["key"]
+    assert ApiKey.objects.filter(agent=support, revoked_at__isnull=True).count() == 1
+    assert second["agents"]["procurement"] == first["agents"]["procurement"]
+    assert second["agents"]["summariser"]["key"] is None
+    assert Agent.objects.get(name="inbox-summariser").status == Agent.Status.REVOKED
