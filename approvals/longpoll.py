@@ -105,9 +105,8 @@ async def approval_status(request, approval_id):
     hints.bind_loop()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    channel = await layer.new_channel()
     group = request_group(pk)
-    await layer.group_add(group, channel)
+    channel = await _subscribe(layer, group)
     try:
         response = await read(request, approval_id)
         while _pending(response):
@@ -117,14 +116,49 @@ async def approval_status(request, approval_id):
                 timeout = min(timeout, to_expiry + _EXPIRY_SLACK)
             if timeout <= 0:
                 break
-            try:
-                await asyncio.wait_for(layer.receive(channel), timeout)
-            except TimeoutError:
-                pass
+            channel = await _wait_for_hint(layer, channel, timeout)
             response = await read(request, approval_id)
         return _plain(response)
     finally:
+        if channel is not None:
+            await _unsubscribe(layer, group, channel)
+
+
+# Without the channel layer (Redis down), a waiting long-poll re-reads the database this
+# often instead: slower to wake, never wrong — the database is the source of truth.
+FALLBACK_POLL_SECONDS = 1.0
+
+
+async def _subscribe(layer, group: str) -> str | None:
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add(group, channel)
+    except Exception:  # the layer's backend is down or slow: poll instead
+        log.warning("long-poll: channel layer unavailable, polling the database", exc_info=True)
+        return None
+    return channel
+
+
+async def _wait_for_hint(layer, channel: str | None, timeout: float) -> str | None:
+    """Wait for a hint on ``channel`` (or, without one, a polling interval); returns the
+    channel to keep waiting on, or None once the layer has failed."""
+    if channel is not None:
+        try:
+            await asyncio.wait_for(layer.receive(channel), timeout)
+            return channel
+        except TimeoutError:
+            return channel
+        except Exception:
+            log.warning("long-poll: channel layer failed, polling the database", exc_info=True)
+    await asyncio.sleep(min(timeout, FALLBACK_POLL_SECONDS))
+    return None
+
+
+async def _unsubscribe(layer, group: str, channel: str) -> None:
+    try:
         await layer.group_discard(group, channel)
+    except Exception:  # the group entry expires on its own (channels_redis group_expiry)
+        log.warning("long-poll: could not leave %s", group, exc_info=True)
 
 
 # The access matrix and the schema generator see the DRF view behind the long-poll.

@@ -581,6 +581,22 @@ def cancel(request, *, by, reason: str) -> bool:
     return True
 
 
+def cancel_open_requests_for_session(session, *, reason: str) -> int:
+    """Cancel the pending action requests of a session that has just closed.
+
+    Called by ``console.services`` inside the transaction that ends, halts or revokes the
+    session: the action could no longer run (an approval is used by the session that
+    asked, SPEC §4), so the request leaves the queue at once instead of waiting for a
+    reviewer to find it moot.
+    """
+    pending = list(
+        ApprovalRequest.objects.filter(
+            session_id=session.pk, kind=Kind.ACTION, status=Status.PENDING
+        ).values_list("id", flat=True)
+    )
+    return sum(1 for pk in pending if cancel(pk, by=SYSTEM_ACTOR, reason=reason))
+
+
 def cancel_open_requests_for_agent(agent, *, by, reason: str) -> int:
     """Cancel every open approval request (and review) of a revoked agent (SPEC §1).
 

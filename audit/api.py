@@ -18,6 +18,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from console.api.views import ERRORS
 from console.errors import Invalid, NotFound
 
 from . import proofs, services, streaming
@@ -42,6 +43,11 @@ FILTER_PARAMETERS = [
 ]
 
 
+def _errors(*codes: int) -> dict:
+    """The API's documented error answers (one error shape, console.api.errors)."""
+    return {code: ERRORS[code] for code in codes}
+
+
 def _uuid(value, what: str) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
@@ -59,7 +65,7 @@ class EventsView(APIView):
             OpenApiParameter("after", int, description="the previous page's next cursor"),
             OpenApiParameter("limit", int, description=f"1 to {MAX_LIMIT} (default 100)"),
         ],
-        responses={200: dict},
+        responses={200: dict, **_errors(400, 401, 403)},
     )
     def get(self, request):
         flt = LogFilter.parse(request.query_params)
@@ -109,6 +115,7 @@ class ExportView(APIView):
         responses={
             (200, "text/csv"): OpenApiResponse(description="the file (X-Warden-Export-Id)"),
             202: OpenApiResponse(description="queued: poll status_url, then download_url"),
+            **_errors(400, 401, 403),
         },
     )
     def get(self, request):
@@ -145,7 +152,8 @@ class ExportStatusView(APIView):
     permission = "export"
 
     @extend_schema(
-        summary="An export's progress and, once done, its manifest", responses={200: dict}
+        summary="An export's progress and, once done, its manifest",
+        responses={200: dict, **_errors(401, 403, 404)},
     )
     def get(self, request, export_id):
         export = Export.objects.filter(pk=_uuid(export_id, "export")).first()
@@ -158,7 +166,13 @@ class ExportDownloadView(APIView):
     permission = "export"
     content_negotiation_class = FileNegotiation
 
-    @extend_schema(summary="The file of a finished export", responses={200: bytes})
+    @extend_schema(
+        summary="The file of a finished export",
+        responses={
+            **{(200, media_type): bytes for media_type in streaming.CONTENT_TYPES.values()},
+            **_errors(401, 403, 404),
+        },
+    )
     def get(self, request, export_id):
         export = Export.objects.filter(pk=_uuid(export_id, "export")).first()
         if export is None:
@@ -180,7 +194,7 @@ class ProofView(APIView):
     @extend_schema(
         summary="The session's proof certificate (SPEC §6.3), checkable offline with "
         "python -m audit.verify",
-        responses={200: dict, 404: OpenApiResponse(description="session_not_found")},
+        responses={200: dict, **_errors(401, 403, 404)},
     )
     def get(self, request, session_id):
         return Response(proofs.certificate(_uuid(session_id, "session")))
@@ -190,7 +204,8 @@ class LatestCheckpointView(APIView):
     permission = "read"
 
     @extend_schema(
-        summary="The latest signed tree head (SPEC §6.3 checkpoint shape)", responses={200: dict}
+        summary="The latest signed tree head (SPEC §6.3 checkpoint shape)",
+        responses={200: dict, **_errors(401, 403, 404)},
     )
     def get(self, request):
         checkpoint = latest_checkpoint()

@@ -72,6 +72,7 @@ EVENT_TYPES = (
     "operator.login",
     "operator.logout",
     "operator.login_failed",
+    "operator.locked_out",
     "operator.created",
     "operator.updated",
     "operator.token_issued",

@@ -452,7 +452,12 @@ def integration_lag() -> dict:
 # --- exports (SPEC §7) ----------------------------------------------------------------
 EXPORT_BATCH = 2000  # rows read from the database (and written) at a time
 EXPORT_PROGRESS_EVERY = 5000  # rows between two progress updates of a task export
-EXPORT_STALE_SECONDS = 300  # a running task export silent this long may be claimed again
+EXPORT_STALE_SECONDS = 300  # default of settings.WARDEN_EXPORT_STALE_SECONDS
+
+
+def _export_stale_seconds() -> float:
+    """A running task export silent this long may be claimed again."""
+    return getattr(settings, "WARDEN_EXPORT_STALE_SECONDS", EXPORT_STALE_SECONDS)
 
 
 def start_export(flt, fmt: str, *, by) -> Export:
@@ -568,13 +573,14 @@ def run_export(export_id) -> Export | None:
     """Write an export to its file (the ``audit.export_events`` task, and small .xlsx).
 
     Claims the export with a conditional update (queued → running, or running but silent
-    for ``EXPORT_STALE_SECONDS``: the worker died and the task was redelivered), so two
-    workers never write the same export. Returns None when there was nothing to claim.
+    for ``WARDEN_EXPORT_STALE_SECONDS``: the worker died and the task was redelivered), so
+    two workers never write the same export. Returns None when there was nothing to claim
+    (:func:`export_takeover_in` says whether to try again, and when).
     """
     from . import exportformat, selectors
     from .filters import LogFilter
 
-    stale = timezone.now() - dt.timedelta(seconds=EXPORT_STALE_SECONDS)
+    stale = timezone.now() - dt.timedelta(seconds=_export_stale_seconds())
     claimed = Export.objects.filter(
         Q(status=Export.Status.QUEUED) | Q(status=Export.Status.RUNNING, updated_at__lt=stale),
         pk=export_id,
@@ -615,6 +621,24 @@ def run_export(export_id) -> Export | None:
         raise
     finish_export(export.id, rows, sha256=sha256, size=size)
     return Export.objects.get(pk=export.pk)
+
+
+def export_takeover_in(export_id) -> float | None:
+    """Seconds until a running export counts as abandoned and :func:`run_export` may claim
+    it; None when it is not running (done, failed, or gone).
+
+    A task redelivered after its worker died finds the export still ``running``, its last
+    progress only moments old; it waits this long and claims it then (or finds it done, if
+    the first worker was alive after all)."""
+    updated = (
+        Export.objects.filter(pk=export_id, status=Export.Status.RUNNING)
+        .values_list("updated_at", flat=True)
+        .first()
+    )
+    if updated is None:
+        return None
+    due = updated + dt.timedelta(seconds=_export_stale_seconds())
+    return max(0.0, (due - timezone.now()).total_seconds())
 
 
 def _manifest(export: Export, rows: _Rows, *, sha256: str | None, size: int) -> dict:

@@ -1,5 +1,7 @@
 """Celery tasks of the event log (thin: they call services)."""
 
+import time
+
 from celery import shared_task
 
 from . import services
@@ -19,4 +21,12 @@ def sign_checkpoint_if_due() -> None:
     ignore_result=True,
 )
 def export_events(export_id: str) -> None:
-    services.run_export(export_id)
+    # Redelivered after the worker writing it died, the export still looks alive until
+    # its progress is WARDEN_EXPORT_STALE_SECONDS old: wait for that and take it over
+    # (without this the redelivered task found nothing to claim, was acknowledged, and
+    # the export stayed "running" for ever).
+    while services.run_export(export_id) is None:
+        wait = services.export_takeover_in(export_id)
+        if wait is None:
+            return
+        time.sleep(wait + 0.05)

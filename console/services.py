@@ -205,6 +205,11 @@ def revoke_agent(agent: Agent, *, by, reason: str) -> Agent:
                 "keys_revoked": [str(k) for k in keys],
             },
         )
+        from approvals.services import cancel_open_requests_for_agent
+
+        # The requests first, under the revocation's reason and actor; the sessions then
+        # close with nothing left pending.
+        cancel_open_requests_for_agent(agent, by=by, reason=f"agent revoked: {reason}")
         for session in sessions:
             _close_session(
                 session,
@@ -213,9 +218,6 @@ def revoke_agent(agent: Agent, *, by, reason: str) -> Agent:
                 reason=f"agent revoked: {reason}",
                 event="session.revoked",
             )
-        from approvals.services import cancel_open_requests_for_agent
-
-        cancel_open_requests_for_agent(agent, by=by, reason=f"agent revoked: {reason}")
     hints.agent_changed_on_commit(agent.id, kind="revoked")
     return Agent.objects.get(pk=agent.pk)
 
@@ -330,9 +332,11 @@ def _close_session(
             "spend_total": session.spend_total,
         },
     )
+    from approvals.services import cancel_open_requests_for_session
     from trust.hooks import event_recorded
 
     event_recorded(recorded)  # alignment is computed at session end (SPEC §5.3)
+    cancel_open_requests_for_session(session, reason=f"the session that asked is {status}")
 
 
 def _locked_open_session(session: AgentSession) -> AgentSession:

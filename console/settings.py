@@ -12,6 +12,9 @@ Environment variables:
     ALLOWED_HOSTS      comma-separated host names (default: localhost, 127.0.0.1)
     DEBUG              1/0 (default 0)
     WARDEN_HTTPS       1 when served over HTTPS (secure cookies, HSTS, SSL redirect)
+    WARDEN_TRUSTED_PROXIES  comma-separated addresses of reverse proxies whose
+                       X-Forwarded-For / -Proto name the client (default: none, so the
+                       client is the TCP peer; login throttling and events use it)
     WARDEN_VAR_DIR     where embedded data, exports and keys live (default ./var)
     WARDEN_KEY_DIR     signing keys directory (default $WARDEN_VAR_DIR/keys)
     WARDEN_SIGNING_KEY base64 Ed25519 private key (32-byte seed); overrides the key file
@@ -25,6 +28,8 @@ Environment variables:
                        (a separate `manage.py run_integrator`)
     WARDEN_EXPORT_ASYNC_ROWS  audit exports above this many rows run as a Celery task (50000)
     WARDEN_EXPORT_DIR  where those exports are written (default $WARDEN_VAR_DIR/exports)
+    WARDEN_EXPORT_STALE_SECONDS  a task export without progress this long is taken over by
+                       the task redelivered after its worker died (default 300)
     OPA_URL            delegate Rego policies to an external OPA server
     WARDEN_DB_POOL_SIZE  PostgreSQL connections pooled per process (default 10; 0: no pool)
     WARDEN_APPROVAL_SLA_SECONDS  approval SLA target (default 300 s; SPEC §4)
@@ -251,6 +256,9 @@ OPA_URL = os.environ.get("OPA_URL", "")
 # Audit log exports (SPEC §7): bigger ones run as the audit.export_events task.
 WARDEN_EXPORT_ASYNC_ROWS = int(os.environ.get("WARDEN_EXPORT_ASYNC_ROWS") or 50_000)
 WARDEN_EXPORT_DIR = Path(os.environ.get("WARDEN_EXPORT_DIR") or VAR_DIR / "exports")
+# A task export silent this long (no progress) is taken to be abandoned by a dead worker,
+# and the redelivered task takes it over (audit.tasks.export_events).
+WARDEN_EXPORT_STALE_SECONDS = int(os.environ.get("WARDEN_EXPORT_STALE_SECONDS") or 300)
 
 # --- Auth and security ----------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -271,6 +279,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client address is REMOTE_ADDR, which uvicorn takes from X-Forwarded-For only when the
+# connection comes from one of these proxies (`manage.py serve`); by default from none, so
+# a client cannot pick the address its failed logins are counted against.
+WARDEN_TRUSTED_PROXIES = env_list("WARDEN_TRUSTED_PROXIES", [])
 
 HTTPS = env_bool("WARDEN_HTTPS", False)
 SESSION_COOKIE_HTTPONLY = True

@@ -634,6 +634,21 @@ def _replay_shard(
     return states, count
 
 
+_INHERITED_POOLS: list = []
+
+
+def _forget_inherited_pools() -> None:
+    """In a forked worker: never touch the parent's pooled connections (their sockets are
+    shared with the parent). Keep them referenced, so that no finaliser ever closes them
+    from here (the worker leaves with ``os._exit``), and let the worker open its own."""
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    _INHERITED_POOLS.append(dict(DatabaseWrapper._connection_pools))
+    DatabaseWrapper._connection_pools.clear()
+    for conn in connections.all(initialized_only=True):
+        conn.connection = None  # the inherited socket belongs to the parent
+
+
 def _replay_worker(job: tuple[list[str] | None, int, int]) -> tuple[dict[str, reducer.State], int]:
     ids, index, workers = job
     try:
@@ -652,7 +667,9 @@ def _replay_in_parallel(
     connections.close_all()  # children open their own connections
     states: dict[str, reducer.State] = {}
     count = 0
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with multiprocessing.get_context("fork").Pool(
+        workers, initializer=_forget_inherited_pools
+    ) as pool:
         jobs = [(ids, index, workers) for index in range(workers)]
         for part, events in pool.imap_unordered(_replay_worker, jobs):
             states.update(part)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from console.errors import WardenError
+
+log = logging.getLogger("warden.api")
 
 _CODES = {
     exceptions.ParseError: "malformed_json",
@@ -57,6 +62,17 @@ def exception_handler(exc, context):
         return Response(
             error_body("payload_too_large", "The request body is larger than 256 KiB."),
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database went away (restart, failover, no pooled connection in time) or
+        # could not do it now: a condition to retry, not a bug, so 503 rather than 500. An
+        # agent retries with the same Idempotency-Key and gets the first answer if that
+        # request committed after all.
+        log.warning("database unavailable: %s", exc)
+        return Response(
+            error_body("service_unavailable", "The database is unavailable; retry shortly."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

@@ -197,7 +197,11 @@ class PoliciesView(APIView):
     @extend_schema(
         operation_id="policies_list",
         summary="Policies (Rego)",
-        responses={200: OpenApiResponse(description="{results: [policy]}")},
+        responses={
+            200: OpenApiResponse(description="{results: [policy]}"),
+            401: ERRORS[401],
+            403: ERRORS[403],
+        },
     )
     def get(self, request):
         return _listing(request, selectors.live_policies().order_by("name"), policy_document)
@@ -305,7 +309,11 @@ class RulesView(APIView):
     @extend_schema(
         operation_id="rules_list",
         summary="Behavioural rules",
-        responses={200: OpenApiResponse(description="{results: [rule]}")},
+        responses={
+            200: OpenApiResponse(description="{results: [rule]}"),
+            401: ERRORS[401],
+            403: ERRORS[403],
+        },
     )
     def get(self, request):
         return _listing(
@@ -382,7 +390,11 @@ class GuardrailsView(APIView):
     @extend_schema(
         operation_id="guardrails_list",
         summary="Guardrails (canary tokens are never shown)",
-        responses={200: OpenApiResponse(description="{results: [guardrail]}")},
+        responses={
+            200: OpenApiResponse(description="{results: [guardrail]}"),
+            401: ERRORS[401],
+            403: ERRORS[403],
+        },
     )
     def get(self, request):
         return _listing(request, selectors.live_guardrails().order_by("name"), guardrail_document)

@@ -144,7 +144,43 @@
     noticeTimer = setTimeout(function () { notice.hidden = true; }, 8000);
   });
 
+  // What a reviewer is typing in a card (a comment) survives the live re-fetches of the
+  // queue, which replace every card: a new request arriving must not wipe it, nor the focus.
+  let typed = null;
+  function fieldKey(input) {
+    const card = input.closest(".card[data-approval]");
+    return card ? card.dataset.approval + " " + input.name : null;
+  }
+  body.addEventListener("htmx:beforeSwap", function (event) {
+    if (!event.detail.target || event.detail.target.id !== "queue") return;
+    typed = { values: {}, focused: null, start: null, end: null };
+    document.querySelectorAll("#queue .card[data-approval] input[type=text]").forEach(function (input) {
+      const key = fieldKey(input);
+      if (key && input.value) typed.values[key] = input.value;
+      if (key && input === document.activeElement) {
+        typed.focused = key;
+        typed.start = input.selectionStart;
+        typed.end = input.selectionEnd;
+      }
+    });
+  });
+
+  function restoreTyped() {
+    if (!typed) return;
+    const saved = typed;
+    typed = null;
+    document.querySelectorAll("#queue .card[data-approval] input[type=text]").forEach(function (input) {
+      const key = fieldKey(input);
+      if (key && saved.values[key] !== undefined && !input.value) input.value = saved.values[key];
+      if (key && key === saved.focused) {
+        input.focus({ preventScroll: true });
+        if (saved.start !== null) input.setSelectionRange(saved.start, saved.end);
+      }
+    });
+  }
+
   body.addEventListener("htmx:afterSwap", function () {
+    restoreTyped();
     readServerTime();
     if (selectedId) {
       const again = document.querySelector("#queue .card[data-approval='" + selectedId + "']");

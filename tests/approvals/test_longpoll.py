@@ -72,6 +72,52 @@ def test_a_decision_wakes_the_long_poll_at_once(asgi_server, agent, session, age
     assert poll.finished - decided_at < 0.5, poll.finished - decided_at
 
 
+class BrokenLayer:
+    """A channel layer whose backend is down (Redis stopped): every call fails."""
+
+    def __init__(self, fail_on: str):
+        self.fail_on = fail_on
+        self.calls: list[str] = []
+
+    async def new_channel(self, prefix="specific."):
+        self.calls.append("new_channel")
+        return "specific.broken!x"
+
+    async def group_add(self, group, channel):
+        self.calls.append("group_add")
+        if self.fail_on == "subscribe":
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    async def receive(self, channel):
+        self.calls.append("receive")
+        raise ConnectionError("Connection closed by server.")
+
+    async def group_discard(self, group, channel):
+        self.calls.append("group_discard")
+        raise ConnectionError("Connection closed by server.")
+
+
+@pytest.mark.parametrize("fail_on", ["subscribe", "receive"])
+def test_without_the_channel_layer_the_long_poll_falls_back_to_reading_the_database(
+    asgi_server, agent, session, agent_key, reviewer, monkeypatch, fail_on
+):
+    broken = BrokenLayer(fail_on)
+    monkeypatch.setattr(longpoll, "get_channel_layer", lambda: broken)
+    approval = propose_needing_approval(agent, session)
+    poll = _poll(asgi_server, approval, agent_key, wait=20)
+    time.sleep(0.6)
+    assert poll.is_alive()  # still waiting, not a 500
+    decided_at = time.monotonic()
+    services.decide(approval, by=reviewer, decision="reject", comment="not today")
+    poll.join(10)
+    assert poll.response.status_code == 200, poll.response.text
+    assert poll.response.json()["status"] == "rejected"
+    # Found by the next database read, within the fallback interval.
+    assert poll.finished - decided_at < longpoll.FALLBACK_POLL_SECONDS + 1.0
+    assert "group_add" in broken.calls
+    assert ("receive" in broken.calls) == (fail_on == "receive")
+
+
 def test_no_decision_means_pending_when_the_wait_runs_out(asgi_server, agent, session, agent_key):
     approval = propose_needing_approval(agent, session)
     poll = _poll(asgi_server, approval, agent_key, wait=1)

@@ -288,9 +288,42 @@ def test_an_expiry_cannot_overwrite_a_decision(agent, session, reviewer):
     assert ApprovalRequest.objects.get(pk=approval.pk).status == "approved"
 
 
-def test_deciding_for_a_closed_session_cancels_the_request(agent, session, reviewer):
+@pytest.mark.parametrize("close", ["halt", "end"])
+def test_closing_the_session_cancels_its_pending_requests(
+    agent, session, reviewer, make_agent, close
+):
     approval = propose_needing_approval(agent, session)
-    console_services.halt_session(session, actor="system:test", reason="canary")
+    decided = propose_needing_approval(agent, session, target="vendor:globex")
+    services.decide(decided, by=reviewer, decision="reject", comment="no")
+    other_session = console_services.open_session(agent)
+    elsewhere = propose_needing_approval(agent, other_session)
+    if close == "halt":
+        console_services.halt_session(session, actor="system:test", reason="canary")
+    else:
+        console_services.end_session(session)
+    status = "halted" if close == "halt" else "ended"
+    approval.refresh_from_db()
+    assert approval.status == "cancelled"
+    assert approval.comment == f"the session that asked is {status}"
+    assert ApprovalRequest.objects.get(pk=decided.pk).status == "rejected"
+    assert ApprovalRequest.objects.get(pk=elsewhere.pk).status == "pending"
+    cancelled = events_of("approval.cancelled")
+    assert [e.payload["approval_id"] for e in cancelled] == [str(approval.pk)]
+    assert cancelled[0].actor == "system:approvals"
+    # A reviewer who had the card open is told it is gone.
+    with pytest.raises(Conflict) as caught:
+        services.decide(approval, by=reviewer, decision="approve")
+    assert caught.value.code == "approval_cancelled"
+    assert len(events_of("approval.decided")) == 1  # only the rejection
+
+
+def test_a_request_whose_session_closed_unnoticed_is_cancelled_when_decided(
+    agent, session, reviewer
+):
+    """The lazy path stays: a session closed behind the service's back (a crashed writer,
+    a restore) still cannot have its action approved."""
+    approval = propose_needing_approval(agent, session)
+    AgentSession.objects.filter(pk=session.pk).update(status="halted")
     with pytest.raises(Conflict) as caught:
         services.decide(approval, by=reviewer, decision="approve")
     assert caught.value.code == "session_closed"

@@ -29,6 +29,12 @@ from console.scheduler import InProcessScheduler
 READY_TIMEOUT = 60.0
 
 
+def proxy_options() -> dict:
+    """X-Forwarded-For / -Proto are believed only from settings.WARDEN_TRUSTED_PROXIES."""
+    trusted = settings.WARDEN_TRUSTED_PROXIES
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": ",".join(trusted) or ""}
+
+
 class Command(BaseCommand):
     help = "Serve the console and API with uvicorn."
 
@@ -90,7 +96,7 @@ class Command(BaseCommand):
                     port=port,
                     lifespan="off",
                     log_level="warning",
-                    proxy_headers=True,
+                    **proxy_options(),
                 )
                 try:
                     DemoServer(config, fleet).run()
@@ -104,7 +110,7 @@ class Command(BaseCommand):
                     workers=workers,
                     lifespan="off",
                     log_level="warning",
-                    proxy_headers=True,
+                    **proxy_options(),
                 )
         finally:
             if fleet is not None:

@@ -92,7 +92,8 @@ def test_a_policy_backtest_shows_counts_per_verdict_with_event_links(
     links = re.findall(r'href="([^"]+)" data-testid="event-link"', approvals)
     recorded = {str(a.event_id) for a in history.actions.filter(amount__gt=100000)}
     assert len(links) >= 2 and all("event=" in link or "/audit/" in link for link in links)
-    assert recorded <= {link.rsplit("=", 1)[-1] for link in links}
+    uuid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    assert recorded <= {m for link in links for m in re.findall(uuid, link)}
     (event,) = events_of("policy.backtested")
     assert event.payload["counts"]["REQUIRE_APPROVAL"] == 2 and event.agent_id == history.id
 
