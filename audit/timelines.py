@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
+from django.db.models import F
+
 from .models import GovernanceEvent
 
 APPROVAL_TYPES = (
@@ -114,11 +116,17 @@ def _approvals(events: list[GovernanceEvent], agent_id, since: datetime | None) 
     return dict(found)
 
 
+# Log order: by seq; events not yet integrated (no seq yet) last, in arrival order. Arrival
+# alone is not log order on PostgreSQL: two transactions commit in the other order than
+# they inserted.
+LOG_ORDER = (F("log__seq").asc(nulls_last=True), "arrival")
+
+
 def session_replay(session_id: uuid.UUID) -> list[Step]:
     events = list(
         GovernanceEvent.objects.filter(session_id=session_id)
         .select_related("log")
-        .order_by("arrival")
+        .order_by(*LOG_ORDER)
     )
     if not events:
         return []
@@ -251,7 +259,7 @@ def incident_report(agent_id: uuid.UUID, start: datetime, end: datetime) -> Inci
     events = (
         GovernanceEvent.objects.filter(agent_id=agent_id, timestamp__gte=start, timestamp__lt=end)
         .select_related("log")
-        .order_by("arrival")
+        .order_by(*LOG_ORDER)
     )
     totals = Totals()
     entries: list[dict] = []
