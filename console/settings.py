@@ -333,6 +333,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Governance API for autonomous AI agents (SPEC §9).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",  # the default
+        "console.api.schema.document_payload_too_large",
+    ],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI from the vendored sidecar package: nothing is loaded from a CDN.

@@ -4,7 +4,8 @@
 answer with 404 after the role check. This walk puts the ids of a real world
 (``world.py``) into every route, so each view gets past its lookup: an allowed role must
 reach the view (no 401/403, no 404 on reads, never a 5xx) and a refused one must get 403
-(401/403 for the API) however real the object is. Agent endpoints are walked with the
+(401/403 for the API) however real the object is; every HTML page a role gets is also
+checked for inline code the CSP would block (cspcheck.py). Agent endpoints are walked with the
 agent's own key, with another agent's key, and with operator credentials.
 """
 
@@ -20,6 +21,7 @@ from rest_framework.test import APIClient
 from console.api.base import AgentEndpoint
 from console.authorize.models import Action
 from console.roles import PERMISSIONS, ROLES, can
+from tests.security.cspcheck import inline_code_problems
 from tests.security.world import FIXED, build_world
 from tests.test_access_matrix import HTTP_METHODS, PUBLIC, SCHEMA, walk
 
@@ -85,6 +87,11 @@ AGENT_BODIES = {
 }
 
 
+def _is_html(response) -> bool:
+    content_type = response.get("Content-Type", "")
+    return content_type.startswith("text/html") and not getattr(response, "streaming", False)
+
+
 def _request(client, method, path, *, api, body=None):
     if api:
         return getattr(client, method)(
@@ -128,6 +135,9 @@ def test_each_role_reaches_exactly_the_views_its_permissions_allow(make_operator
             problems.append((role, method, path, "read did not find the real object", status))
         elif not allowed and status not in ((401, 403) if is_api else (403,)):
             problems.append((role, method, path, f"let in without {permission!r}", status))
+        if method == "get" and kind != "api" and _is_html(response):
+            # What this role sees must not hold inline code the CSP would block (test_csp).
+            problems.extend((role, path, found) for found in inline_code_problems(response))
     assert not problems
 
 

@@ -22,6 +22,7 @@ from django.test import Client, override_settings
 from console.management.commands.serve import proxy_options
 from tests.helpers import events_of
 from tests.liveserver import free_port
+from tests.security.cspcheck import inline_code_problems
 
 PASSWORD = "the right password 42"
 LIMIT = settings.AXES_FAILURE_LIMIT
@@ -42,6 +43,8 @@ def test_the_limit_locks_the_login_and_records_one_lockout_event(make_operator):
     assert _fail(client, "lena", 1).status_code == 429
     response = client.post("/login/", {"username": "lena", "password": PASSWORD})
     assert response.status_code == 429 and "_auth_user_id" not in client.session
+    assert "Too many failed logins" in response.content.decode()
+    assert not inline_code_problems(response)  # the lockout page keeps to the CSP too
     _fail(client, "lena", 2)  # more attempts while locked: no new lockout events
     (locked,) = events_of("operator.locked_out")
     assert (locked.actor, locked.result) == ("user:lena", "denied")
