@@ -16,11 +16,12 @@ Prints, at the end:
   p50 / p90 / p99 / max latency;
 * events reconciled: accepted proposals = ``action.evaluated`` events (each accepted
   action id exactly once), no event waiting for integration, ``verify_log`` passes;
-* resident memory of each process (server = uvicorn and its workers, worker = Celery,
-  redis, postgres = the postmaster and its backends, shared buffers counted in each)
-  sampled every ``--sample`` seconds: the first sample after warm-up against the last, and
-  whether it is flat (grew less than 10 % + 20 MB; PostgreSQL's is shown, not judged: its
-  backends map more of the shared buffers as they touch them).
+* memory of each process (proportional set size: server = uvicorn and its workers,
+  worker = Celery, redis, postgres = the postmaster and its backends) sampled every
+  ``--sample`` seconds, eleven samples spread over the run, and the first sample after
+  warm-up (the first 10 %) against the last: flat if it grew less than 10 % + 20 MB
+  (PostgreSQL's is shown, not judged: its backends map more of the shared buffers as they
+  touch them, and the pool opens more backends under load).
 
 Exit status 1 if there were errors, the counts do not reconcile, the log does not verify,
 or the memory of the server or worker is not flat. ``make soak`` runs the default
@@ -72,6 +73,14 @@ async def _drive(stack: Stack, keys: list[str], seconds: float, think: float, sa
     return traffic, samples
 
 
+def _spread(samples: list, count: int) -> list:
+    """``count`` samples evenly spread over the run (first and last included)."""
+    if len(samples) <= count:
+        return samples
+    step = (len(samples) - 1) / (count - 1)
+    return [samples[round(i * step)] for i in range(count)]
+
+
 def run(
     stack: Stack,
     *,
@@ -104,6 +113,7 @@ def run(
             "peak_mb": round(max(s[1].get(name, 0.0) for s in samples), 1),
             "flat": flat(start, end),
             "judged": name in JUDGED,
+            "series_mb": [round(figures.get(name, 0.0)) for _, figures in _spread(samples, 11)],
         }
     attempts = len(traffic.accepted) + traffic.retried
     return {
@@ -152,13 +162,14 @@ def report(result: dict) -> str:
         f"action.evaluated events {result['action_evaluated_events']}: "
         f"{'reconciled' if result['reconciled'] else 'NOT RECONCILED'}; "
         f"verify_log {'passes' if result['verify_log'] else 'FAILS'} ({result['verify_output']})",
-        f"memory (RSS MB, after warm-up → end, {result['memory_samples']} samples):",
+        f"memory (PSS MB, after warm-up → end, {result['memory_samples']} samples):",
     ]
     for name, m in result["memory"].items():
         verdict = ("flat" if m["flat"] else "GROWING") if m["judged"] else "(not judged)"
         lines.append(
             f"  {name:<9} {m['start_mb']:>8.1f} → {m['end_mb']:>8.1f}  peak {m['peak_mb']:>8.1f}  {verdict}"
         )
+        lines.append(f"            over the run: {' '.join(str(v) for v in m['series_mb'])}")
     for reason in result["error_samples"]:
         lines.append(f"  error: {reason}")
     return "\n".join(lines)

@@ -454,8 +454,10 @@ class Stack:
         return result.returncode == 0, (result.stdout + result.stderr).strip()
 
     def rss_mb(self) -> dict[str, float]:
-        """Resident memory of each process of the stack (children summed into their
-        parent's figure: uvicorn's workers, Celery's pool)."""
+        """Memory of each process of the stack, children summed into their parent's figure
+        (uvicorn's workers, Celery's pool, PostgreSQL's backends): the proportional set
+        size where Linux reports it (shared pages, such as PostgreSQL's shared buffers,
+        divided among the processes mapping them), else the resident set."""
         import psutil
 
         figures: dict[str, float] = {}
@@ -469,10 +471,19 @@ class Stack:
             try:
                 process = psutil.Process(pid)
                 members = [process, *process.children(recursive=True)]
-                figures[name] = sum(m.memory_info().rss for m in members) / 2**20
+                figures[name] = sum(_pss(m) for m in members) / 2**20
             except psutil.Error:
                 continue
         return figures
+
+
+def _pss(process) -> int:
+    import psutil
+
+    try:
+        return process.memory_full_info().pss
+    except (AttributeError, psutil.AccessDenied):
+        return process.memory_info().rss
 
 
 # --- traffic --------------------------------------------------------------------------
@@ -526,7 +537,9 @@ class Traffic:
     async def run(self, seconds: float | None = None) -> None:
         import httpx
 
-        limits = httpx.Limits(max_connections=len(self.keys) + 10)
+        # Idle connections are dropped by the client before uvicorn's keep-alive timeout
+        # (5 s) can close them under a request being sent (a ReadError, not the server's).
+        limits = httpx.Limits(max_connections=len(self.keys) + 10, keepalive_expiry=2.0)
         self.started = time.monotonic()
         async with httpx.AsyncClient(
             base_url=self.base_url, limits=limits, timeout=self.timeout
