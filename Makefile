@@ -33,5 +33,10 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
+# The long soak (bench/soak.py: 200 simulated agents for 10 minutes on a private production
+# stack); `make soak SOAK_ARGS="--minutes 2"` for a shorter one.
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) var

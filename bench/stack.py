@@ -158,6 +158,14 @@ class PrivatePostgres:
             "--no-sync",
         )
 
+    def clone(self, template: Path) -> None:
+        """Start from a copy of a stopped cluster's data directory (see
+        :meth:`Stack.build_template`) instead of ``initdb`` + ``migrate``."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self._as:
+            shutil.chown(self.directory, "postgres")
+        subprocess.run(["cp", "-a", str(template), str(self.data)], check=True, timeout=120)
+
     def start(self) -> None:
         if not self.data.exists():
             self.init()
@@ -297,11 +305,27 @@ class Stack:
             **extra,
         }
 
-    def start(self) -> None:
+    def start(self, template: Path | None = None) -> None:
+        """Start PostgreSQL and Redis; a fresh, migrated database (copied from
+        ``template``, a data directory made by :meth:`build_template`, when given)."""
+        if template is not None:
+            self.postgres.clone(template)
+            self.postgres.start()
+        else:
+            self.postgres.start()
+            self.postgres.create_database(self.database)
+        self.redis.start()
+        if template is None:
+            self.manage("migrate", "--noinput", "-v0")
+
+    def build_template(self) -> Path:
+        """A stopped cluster holding the migrated database: stacks started from it skip
+        ``initdb`` and ``migrate`` (the tests start one per test)."""
         self.postgres.start()
         self.postgres.create_database(self.database)
-        self.redis.start()
         self.manage("migrate", "--noinput", "-v0")
+        self.postgres.stop("fast")
+        return self.postgres.data
 
     def manage(self, *args: str, check: bool = True, timeout: float = 300):
         return subprocess.run(
@@ -430,8 +454,10 @@ class Stack:
         return result.returncode == 0, (result.stdout + result.stderr).strip()
 
     def rss_mb(self) -> dict[str, float]:
-        """Resident memory of each process of the stack (children summed into their
-        parent's figure: uvicorn's workers, Celery's pool)."""
+        """Memory of each process of the stack, children summed into their parent's figure
+        (uvicorn's workers, Celery's pool, PostgreSQL's backends): the proportional set
+        size where Linux reports it (shared pages, such as PostgreSQL's shared buffers,
+        divided among the processes mapping them), else the resident set."""
         import psutil
 
         figures: dict[str, float] = {}
@@ -445,10 +471,19 @@ class Stack:
             try:
                 process = psutil.Process(pid)
                 members = [process, *process.children(recursive=True)]
-                figures[name] = sum(m.memory_info().rss for m in members) / 2**20
+                figures[name] = sum(_pss(m) for m in members) / 2**20
             except psutil.Error:
                 continue
         return figures
+
+
+def _pss(process) -> int:
+    import psutil
+
+    try:
+        return process.memory_full_info().pss
+    except (AttributeError, psutil.AccessDenied):
+        return process.memory_info().rss
 
 
 # --- traffic --------------------------------------------------------------------------
@@ -502,7 +537,9 @@ class Traffic:
     async def run(self, seconds: float | None = None) -> None:
         import httpx
 
-        limits = httpx.Limits(max_connections=len(self.keys) + 10)
+        # Idle connections are dropped by the client before uvicorn's keep-alive timeout
+        # (5 s) can close them under a request being sent (a ReadError, not the server's).
+        limits = httpx.Limits(max_connections=len(self.keys) + 10, keepalive_expiry=2.0)
         self.started = time.monotonic()
         async with httpx.AsyncClient(
             base_url=self.base_url, limits=limits, timeout=self.timeout

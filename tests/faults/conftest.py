@@ -17,11 +17,21 @@ def make_stack(tmp_path, **options) -> Stack:
         pytest.skip(str(exc))
 
 
+@pytest.fixture(scope="session")
+def stack_template(tmp_path_factory):
+    """One migrated PostgreSQL data directory, copied by each test's stack."""
+    builder = make_stack(tmp_path_factory.mktemp("stack-template"))
+    try:
+        yield builder.build_template()
+    finally:
+        builder.stop()
+
+
 @pytest.fixture
-def stack(tmp_path):
+def stack(tmp_path, stack_template):
     stack = make_stack(tmp_path)
     try:
-        stack.start()
+        stack.start(template=stack_template)
         yield stack
     finally:
         stack.stop()
