@@ -109,7 +109,8 @@ def shot(journey, name: str) -> None:
     """Check the page is clean so far, then save it as NN-name.png at 1280×800."""
     journey.problems.check(journey.page)
     # Template syntax that reached the page (a multi-line {# #} comment renders as text).
-    leaked = re.search(r".{0,40}(\{[#%{]|[#%}]\}).{0,40}", journey.page.inner_text("body"))
+    text = journey.page.inner_text("body")
+    leaked = re.search(r".{0,40}(\{[#%{]|[#%}]\}).{0,40}", text)
     assert leaked is None, f"template syntax on the page: {leaked.group(0)!r}"
     os.makedirs(SCREENSHOTS, exist_ok=True)
     path = os.path.join(SCREENSHOTS, f"{name}.png")
@@ -682,6 +683,9 @@ def test_open_the_incident_timeline(asgi_server, journey, traffic):
     assert timeline.count() >= 8
     assert "helpdesk" not in page.inner_text("[data-testid='incident-timeline']")
     assert page.locator("a.proof-link").count() == 1
+    # This agent has no trust score yet: its absence reads as a dash, never Python's None.
+    for part in ("incident-totals", "incident-timeline"):
+        assert not re.search(r"\bNone\b", page.inner_text(f"[data-testid='{part}']")), part
     shot(journey, "26-incident-timeline")
     proof = page.request.get(asgi_server.url + f"/audit/sessions/{traffic.session_id}/proof.json")
     assert proof.ok and proof.json()["format"] == "warden-proof-v1"
