@@ -42,6 +42,10 @@ def _pretty(value) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
+def _score_text(value) -> str:
+    return "–" if value is None else str(value)
+
+
 def _amount(value) -> Decimal | None:
     if value in (None, ""):
         return None
@@ -320,9 +324,11 @@ def incident_report(agent_id: uuid.UUID, start: datetime, end: datetime) -> Inci
                 currency, amount = amounts[action_id]
                 totals.committed[currency] += amount
         elif event.event_type == "trust.changed":
+            # A score may be absent (the first change after an assessment has no previous
+            # one): shown as a dash, never as "None".
             if totals.trust_first is None:
-                totals.trust_first = str(payload.get("previous_score"))
-            totals.trust_last = str(payload.get("new_score"))
+                totals.trust_first = _score_text(payload.get("previous_score"))
+            totals.trust_last = _score_text(payload.get("new_score"))
         elif event.event_type == "tier.changed":
             totals.tier_changes.append((payload.get("from"), payload.get("to")))
         if category == "containment":

@@ -60,6 +60,13 @@ document.addEventListener("securitypolicyviolation", (event) => {
     + (event.target && event.target.outerHTML ? " on " + event.target.outerHTML.slice(0, 160) : "")
   );
 }, true);
+// htmx logs an aborted request as a console error. An element with hx-sync="...replace"
+// aborts its own stale request on purpose (the wizard's live panel does): count those.
+document.addEventListener("htmx:sendAbort", (event) => {
+  const elt = event.detail.elt;
+  const sync = elt && elt.getAttribute ? elt.getAttribute("hx-sync") || "" : "";
+  if (sync.includes("replace")) window.__wardenDeliberateAbort();
+}, true);
 """
 
 
@@ -69,15 +76,21 @@ class PageProblems:
     def __init__(self) -> None:
         self.seen: list[str] = []
         self.allowed: list[re.Pattern] = []
+        self.aborts: list[str] = []  # htmx's console errors for aborted requests
+        self.deliberate_aborts = 0
 
     def attach(self, context) -> None:
         context.expose_function("__wardenPageProblem", self._report)
+        context.expose_function("__wardenDeliberateAbort", self._deliberate_abort)
         context.add_init_script(script=CSP_LISTENER)
         context.on("console", self._console)
         context.on("weberror", lambda error: self.seen.append(f"page error: {error.error}"))
 
     def _report(self, text: str) -> None:
         self.seen.append(text)
+
+    def _deliberate_abort(self) -> None:
+        self.deliberate_aborts += 1
 
     def allow(self, pattern: str) -> None:
         """Let console errors matching ``pattern`` pass (an HTTP error the journey expects)."""
@@ -90,11 +103,19 @@ class PageProblems:
         if "Content Security Policy" not in text and any(p.search(text) for p in self.allowed):
             return
         where = message.location.get("url", "")
+        if re.match(r"htmx:(afterRequest|sendAbort), ", text):
+            self.aborts.append(f"console {message.type}: {text} ({where})")
+            return
         self.seen.append(f"console {message.type}: {text} ({where})")
 
     def check(self, page) -> None:
         page.title()  # a round trip, so every event the page sent so far has been handled
         problems, self.seen = self.seen, []  # each problem fails the journey once
+        # Each deliberate abort logs two lines (afterRequest, sendAbort); any other abort —
+        # a request lost with a node replaced under it — is a problem.
+        if len(self.aborts) > 2 * self.deliberate_aborts:
+            problems += self.aborts
+        self.aborts, self.deliberate_aborts = [], 0
         assert not problems, "page problems:\n" + "\n".join(problems)
 
 
@@ -109,7 +130,8 @@ def shot(journey, name: str) -> None:
     """Check the page is clean so far, then save it as NN-name.png at 1280×800."""
     journey.problems.check(journey.page)
     # Template syntax that reached the page (a multi-line {# #} comment renders as text).
-    leaked = re.search(r".{0,40}(\{[#%{]|[#%}]\}).{0,40}", journey.page.inner_text("body"))
+    text = journey.page.inner_text("body")
+    leaked = re.search(r".{0,40}(\{[#%{]|[#%}]\}).{0,40}", text)
     assert leaked is None, f"template syntax on the page: {leaked.group(0)!r}"
     os.makedirs(SCREENSHOTS, exist_ok=True)
     path = os.path.join(SCREENSHOTS, f"{name}.png")
@@ -682,6 +704,9 @@ def test_open_the_incident_timeline(asgi_server, journey, traffic):
     assert timeline.count() >= 8
     assert "helpdesk" not in page.inner_text("[data-testid='incident-timeline']")
     assert page.locator("a.proof-link").count() == 1
+    # This agent has no trust score yet: its absence reads as a dash, never Python's None.
+    for part in ("incident-totals", "incident-timeline"):
+        assert not re.search(r"\bNone\b", page.inner_text(f"[data-testid='{part}']")), part
     shot(journey, "26-incident-timeline")
     proof = page.request.get(asgi_server.url + f"/audit/sessions/{traffic.session_id}/proof.json")
     assert proof.ok and proof.json()["format"] == "warden-proof-v1"
