@@ -32,6 +32,9 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         "WARDEN_VAR_DIR": str(tmp_path),
     }
     env.update(overrides)
+    # The browser tests set it in this process (Playwright's loop + the sync ORM); a
+    # production install never does, and Django's async.E001 check says so.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     return env
 
 
