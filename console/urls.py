@@ -2,12 +2,13 @@
 
 from csp.decorators import csp_replace
 from django.contrib.auth import views as auth_views
+from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from audit.api import public_keys
 from console import views
-from console.api.errors import json_error_view
+from console.api.errors import error_body, json_error_view
 
 api_v1 = [
     path("", include("console.api.urls")),
@@ -70,8 +71,21 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
+    """Django's 500 handler. Django calls it inside the ``except`` of the failure, so a
+    database outage raised outside a DRF view (middleware, session, authentication) is
+    answered like one inside it: 503 with Retry-After, not 500."""
+    import sys
+
+    from django.db import InterfaceError, OperationalError
     from django.views.defaults import server_error as default_server_error
 
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        response = JsonResponse(
+            error_body("service_unavailable", "The database is unavailable; retry shortly."),
+            status=503,
+        )
+        response["Retry-After"] = "1"
+        return response
     if request.path.startswith("/api/"):
         return json_error_view(500, "server_error", "Internal error; it has been logged.")(request)
     return default_server_error(request)

@@ -29,3 +29,25 @@ def test_a_proposal_meeting_a_database_error_is_answered_503(agent_with_key, mon
     assert response.status_code == 503
     assert response["Retry-After"] == "1"
     assert response.json()["error"]["code"] == "service_unavailable"
+
+
+class DatabaseGoneMiddleware:
+    """Stands for any middleware that reads the database (sessions, authentication)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        raise OperationalError("consuming input failed: server closed the connection")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/agents", "/agents/"])
+def test_a_database_error_outside_the_view_is_answered_503_too(db, settings, path):
+    from django.test import Client
+
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.DatabaseGoneMiddleware"]
+    settings.DEBUG_PROPAGATE_EXCEPTIONS = False
+    response = Client(raise_request_exception=False).get(path)
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "service_unavailable"
