@@ -170,6 +170,30 @@ def agent_with_key(make_agent, admin_user):
 
 
 # --- live server (uvicorn: HTTP + websockets) and browser ------------------------------
+TEST_POOL_SIZE = 40
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _roomy_test_pool(django_db_setup, django_db_blocker):
+    """A bigger connection pool for the test process than a server's 10.
+
+    A live-server test that stops uvicorn while a request is in flight (a browser's
+    polling, a websocket's fetch) strands that request's thread with its connection, and
+    a pool cannot take back a connection from a thread that is gone. Over a whole run in
+    production mode those strandings add up; in a real server they cannot happen, as its
+    threads live as long as the process.
+    """
+    conn = connections["default"]
+    pool = conn.settings_dict.get("OPTIONS", {}).get("pool")
+    if isinstance(pool, dict) and pool.get("max_size", 0) < TEST_POOL_SIZE:
+        pool["max_size"] = TEST_POOL_SIZE
+        with django_db_blocker.unblock():
+            conn.close()
+            conn.close_pool()
+    yield
+
+
+# --- live server (uvicorn: HTTP + websockets) and browser ------------------------------
 @pytest.fixture
 def asgi_server(transactional_db):
     """The real ASGI application on uvicorn, in a thread, against the test database."""
