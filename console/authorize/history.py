@@ -1,11 +1,16 @@
-"""The pipeline's reads of ``console_action`` on the hot path, as plain SQL.
+"""The pipeline's reads of the agent's history on the hot path, as plain SQL.
 
 Behavioural rules, budgets and the policy input read the agent's history once per
 proposal each; building those queries with the ORM costs more CPU than running them, so
-they are written here once (same indexes: ``(agent, name, created_at)``,
-``(agent, created_at)``, ``(agent, target)``). Values go through the model fields' own
-preparation, so UUIDs and times are stored-format on SQLite and PostgreSQL alike. The
-ORM equivalents are in the tests, which check both give the same answers.
+they are written here once. Values go through the model fields' own preparation, so
+UUIDs and times are stored-format on SQLite and PostgreSQL alike. The ORM equivalents are
+in the tests, which check both give the same answers.
+
+Counts and sums over a window read the rollups (``ActionRollup``, ``buckets``): whole
+buckets plus the two partial seconds at the window's edges from ``console_action``, so
+their cost does not grow with the agent's volume. Existence of a seen target reads
+``console_action`` by its ``(agent, target)`` index. A backtest (``exclude_action_id``:
+history strictly before a recorded action, without it) reads ``console_action`` only.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from decimal import Decimal
 
 from django.db import connection
 
-from .models import Action
+from . import buckets
+from .models import Action, ActionRollup
 from .patterns import is_literal, sql_regex
 
 TABLE = Action._meta.db_table
+ROLLUPS = ActionRollup._meta.db_table
 CENTS = Decimal("0.01")
 COMMITTED = ("ALLOW", "REQUIRE_APPROVAL")
 _ID = Action._meta.get_field("id")
@@ -44,18 +51,61 @@ def _where(ctx, *, since=None, pattern=None, target=None, seen=False) -> tuple[s
         clauses.append("created_at > %s")
         params.append(_time(since))
     if pattern is not None:
-        if is_literal(pattern):
-            clauses.append("name = %s")
-            params.append(pattern)
-        else:
-            clauses.append("name ~ %s" if connection.vendor == "postgresql" else "name REGEXP %s")
-            params.append(sql_regex(pattern))
+        clause, value = _name(pattern)
+        clauses.append(clause)
+        params.append(value)
     if target is not None:
         clauses.append("target = %s")
         params.append(target)
     if seen:
         clauses.append("(verdict = 'ALLOW' OR result_status IS NOT NULL)")
     return " AND ".join(clauses), params
+
+
+def _name(pattern: str) -> tuple[str, str]:
+    if is_literal(pattern):
+        return "name = %s", pattern
+    return ("name ~ %s" if connection.vendor == "postgresql" else "name REGEXP %s"), sql_regex(
+        pattern
+    )
+
+
+def _window(ctx, *, since, pattern=None) -> tuple[str, list]:
+    """One row ``(count, amount, committed amount)`` of the agent's actions (matching
+    ``pattern``) with ``since < created_at <= now``: rollup buckets plus raw edges."""
+    cover = buckets.cover(since, ctx.now)
+    agent = _uuid(ctx.agent.id)
+    names, name_params = ("", [])
+    if pattern is not None:
+        clause, value = _name(pattern)
+        names, name_params = f" AND {clause}", [value]
+    runs = " OR ".join(["(resolution = %s AND start >= %s AND start < %s)"] * len(cover.runs))
+    run_params = [value for run in cover.runs for value in run]
+    edges, edge_params = [], []
+    for low, low_inclusive, high, high_inclusive in cover.edges:
+        edges.append(
+            f"(created_at {'>=' if low_inclusive else '>'} %s "
+            f"AND created_at {'<=' if high_inclusive else '<'} %s)"
+        )
+        edge_params += [_time(low), _time(high)]
+    rolled = (
+        "SELECT SUM(count) AS n, SUM(amount) AS a, SUM(committed_amount) AS c "
+        f"FROM {ROLLUPS} WHERE agent_id = %s{names} AND ({runs or '1 = 0'})"
+    )
+    raw = (
+        "SELECT COUNT(*) AS n, SUM(amount) AS a, "
+        f"SUM(CASE WHEN verdict IN ('ALLOW', 'REQUIRE_APPROVAL') THEN amount END) AS c "
+        f"FROM {TABLE} WHERE agent_id = %s{names} AND ({' OR '.join(edges)})"
+    )
+    sql = (
+        "SELECT COALESCE(r.n, 0) + e.n, COALESCE(r.a, 0) + COALESCE(e.a, 0), "
+        f"COALESCE(r.c, 0) + COALESCE(e.c, 0) FROM ({rolled}) AS r, ({raw}) AS e"
+    )
+    return sql, [agent, *name_params, *run_params, agent, *name_params, *edge_params]
+
+
+def _rolled(ctx) -> bool:
+    return ctx.exclude_action_id is None
 
 
 def _one(sql: str, params: list):
@@ -71,8 +121,11 @@ def money(value) -> Decimal:
 
 
 def count(ctx, *, pattern: str, since=None, limit: int | None = None) -> int:
-    """Matching actions; with ``limit`` the scan stops after that many (a rate rule only
-    needs to know whether its threshold is passed)."""
+    """Matching actions; with ``limit`` at most that many (a rate rule only needs to know
+    whether its threshold is passed, and a backtest's scan stops there)."""
+    if _rolled(ctx):
+        found = int(_one(*_window(ctx, since=since, pattern=pattern))[0])
+        return found if limit is None else min(found, limit)
     where, params = _where(ctx, since=since, pattern=pattern)
     if limit is None:
         return _one(f"SELECT COUNT(*) FROM {TABLE} WHERE {where}", params)[0]
@@ -83,6 +136,8 @@ def count(ctx, *, pattern: str, since=None, limit: int | None = None) -> int:
 
 
 def total(ctx, *, pattern: str, since=None) -> Decimal:
+    if _rolled(ctx):
+        return money(_one(*_window(ctx, since=since, pattern=pattern))[1])
     where, params = _where(ctx, since=since, pattern=pattern)
     return money(_one(f"SELECT SUM(amount) FROM {TABLE} WHERE {where}", params)[0])
 
@@ -90,6 +145,8 @@ def total(ctx, *, pattern: str, since=None) -> Decimal:
 def exists(
     ctx, *, pattern: str | None = None, target: str | None = None, since=None, seen=False
 ) -> bool:
+    if target is None and not seen and pattern is not None and _rolled(ctx):
+        return count(ctx, pattern=pattern, since=since) > 0
     where, params = _where(ctx, since=since, pattern=pattern, target=target, seen=seen)
     return _one(f"SELECT 1 FROM {TABLE} WHERE {where} LIMIT 1", params) is not None
 
@@ -98,6 +155,17 @@ def last_day(ctx) -> dict:
     """SPEC §3.3 ``history``: actions in the last hour and day, spend in the last day."""
     day = ctx.now - dt.timedelta(days=1)
     hour = ctx.now - dt.timedelta(hours=1)
+    if _rolled(ctx):
+        day_sql, day_params = _window(ctx, since=day)
+        hour_sql, hour_params = _window(ctx, since=hour)
+        row = _one(
+            f"SELECT * FROM ({day_sql}) AS day, ({hour_sql}) AS hour", [*day_params, *hour_params]
+        )
+        return {
+            "actions_last_day": int(row[0]),
+            "actions_last_hour": int(row[3]),
+            "spend_last_day": money(row[2]),
+        }
     where, params = _where(ctx, since=day)
     row = _one(
         f"SELECT COUNT(*), "

@@ -290,6 +290,28 @@ class Action(models.Model):
         return f"{self.name} {self.verdict}"
 
 
+class ActionRollup(models.Model):
+    """An agent's actions of one name counted per time bucket (second, minute, hour, day).
+
+    Derived data, kept by a database trigger on ``console_action`` (``rollups``) in the
+    inserting transaction, so the rules, budgets and the policy input read a window of
+    any length in a bounded number of rows (``buckets``) instead of scanning it.
+    """
+
+    pk = models.CompositePrimaryKey("agent_id", "resolution", "start", "name")
+    agent_id = models.UUIDField()
+    resolution = models.IntegerField()  # seconds: 1, 60, 3600 or 86400
+    start = models.BigIntegerField()  # the bucket's first second since the epoch (UTC)
+    name = models.CharField(max_length=200)
+    count = models.BigIntegerField(default=0)
+    amount = models.DecimalField(max_digits=24, decimal_places=2, default=0)
+    # The amounts of ALLOWed and REQUIRE_APPROVAL actions only (the spend budget's).
+    committed_amount = models.DecimalField(max_digits=24, decimal_places=2, default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} ×{self.count} @{self.start}/{self.resolution}s"
+
+
 class IdempotencyRecord(models.Model):
     """The stored first answer to ``POST …/actions`` per (agent, Idempotency-Key)."""
 
