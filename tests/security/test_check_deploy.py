@@ -44,15 +44,15 @@ def production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
     return env
 
 
-def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+def python(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess:
+    """``python ARGS`` in the checkout, with ``env`` as its whole environment."""
     return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return python(env, "manage.py", "check", "--deploy", "--fail-level", "WARNING", timeout=120)
 
 
 def settings_in(env: dict[str, str], *expressions: str) -> list:
@@ -64,14 +64,7 @@ def settings_in(env: dict[str, str], *expressions: str) -> list:
         "from django.conf import settings as s;"
         f"print(json.dumps([{', '.join(expressions)}]))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = python(env, "-c", code, timeout=60)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
