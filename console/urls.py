@@ -8,7 +8,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from audit.api import public_keys
 from console import views
-from console.api.errors import error_body, json_error_view
+from console.api.errors import (
+    database_unavailable_response,
+    is_database_unavailable,
+    json_error_view,
+)
 
 api_v1 = [
     path("", include("console.api.urls")),
@@ -76,16 +80,10 @@ def server_error(request):
     answered like one inside it: 503 with Retry-After, not 500."""
     import sys
 
-    from django.db import InterfaceError, OperationalError
     from django.views.defaults import server_error as default_server_error
 
-    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
-        response = JsonResponse(
-            error_body("service_unavailable", "The database is unavailable; retry shortly."),
-            status=503,
-        )
-        response["Retry-After"] = "1"
-        return response
+    if is_database_unavailable(sys.exc_info()[1]):
+        return database_unavailable_response(JsonResponse)
     if request.path.startswith("/api/"):
         return json_error_view(500, "server_error", "Internal error; it has been logged.")(request)
     return default_server_error(request)

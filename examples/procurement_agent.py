@@ -9,7 +9,8 @@ and to release a payment (outside its scope: Warden blocks it). It prints what h
 The agent must be registered and assessed, with the scenario's scope (allowed
 ``invoice.read``, ``invoice.flag``, ``review.route``, ``contract.draft``,
 ``contract.commit``; targets ``vendor:*``; excluded ``payment.*``) — see
-``shared/scenarios/procurement_drift.md``.
+``shared/scenarios/procurement_drift.md``. What it proposes at each step is written once,
+for it and the demo fleet, in ``examples/procurement_story.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 # Run from a checkout without installing anything.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from examples import procurement_story as story  # noqa: E402
+from examples.procurement_story import Proposal  # noqa: E402
 from warden_client import (  # noqa: E402
     ApprovalError,
     ApprovalUnavailable,
@@ -34,11 +37,11 @@ from warden_client import (  # noqa: E402
 )
 
 # A stand-in for the ERP the agent works on.
-INVOICES = {
-    "INV-1001": {"vendor": "acme", "total": Decimal("12400.00"), "po": "PO-77"},
-    "INV-1002": {"vendor": "globex", "total": Decimal("98150.00"), "po": None},
-    "INV-1003": {"vendor": "initech", "total": Decimal("3300.00"), "po": "PO-81"},
-}
+INVOICES = (
+    {"id": "INV-1001", "vendor": "acme", "total": Decimal("12400.00"), "po": "PO-77"},
+    {"id": "INV-1002", "vendor": "globex", "total": Decimal("98150.00"), "po": None},
+    {"id": "INV-1003", "vendor": "initech", "total": Decimal("3300.00"), "po": "PO-81"},
+)
 
 
 def note(comment: str | None) -> str:
@@ -47,6 +50,12 @@ def note(comment: str | None) -> str:
 
 def say(step: str, text: str) -> None:
     print(f"{step:<16} {text}", flush=True)
+
+
+def governed(s, proposal: Proposal, work):
+    """Call ``work(**proposal.args)`` as a ``@s.governed`` function: only when Warden allows
+    it (after a reviewer's yes if asked), its result reported; Blocked / Halted otherwise."""
+    return s.governed(proposal.name, **proposal.options())(work)(**proposal.args)
 
 
 def run(url: str, key: str, approval_timeout: float, workflow_id: str | None) -> int:
@@ -58,57 +67,29 @@ def run(url: str, key: str, approval_timeout: float, workflow_id: str | None) ->
         ) as s,
     ):
         say("session", f"{s.session_id} opened")
-
-        @s.governed(
-            "invoice.read", target=lambda invoice_id: f"vendor:{INVOICES[invoice_id]['vendor']}"
-        )
-        def read_invoice(invoice_id: str) -> dict:
-            return {"id": invoice_id, **INVOICES[invoice_id]}
-
-        @s.governed(
-            "invoice.flag",
-            target=lambda invoice_id, why: f"vendor:{INVOICES[invoice_id]['vendor']}",
-        )
-        def flag_invoice(invoice_id: str, why: str) -> str:
-            return f"{invoice_id} flagged: {why}"
-
-        @s.governed(
-            "review.route",
-            target=lambda invoice_id, queue: f"vendor:{INVOICES[invoice_id]['vendor']}",
-        )
-        def route_for_review(invoice_id: str, queue: str) -> str:
-            return f"{invoice_id} → {queue}"
-
-        @s.governed(
-            "payment.release",
-            target=lambda vendor, amount: f"vendor:{vendor}",
-            amount=lambda vendor, amount: amount,
-            currency="USD",
-        )
-        def release_payment(vendor: str, amount: Decimal) -> str:
-            return f"paid {vendor} USD {amount}"
+        by_id = {invoice["id"]: invoice for invoice in INVOICES}
 
         # 1. Routine work: Warden allows it and records each result.
         anomalies = []
-        for invoice_id in INVOICES:
-            invoice = read_invoice(invoice_id)
-            say("invoice.read", f"{invoice_id} {invoice['vendor']} USD {invoice['total']}")
-            if invoice["po"] is None:
-                anomalies.append(invoice_id)
-        for invoice_id in anomalies:
-            say("invoice.flag", flag_invoice(invoice_id, "no purchase order"))
-            say("review.route", route_for_review(invoice_id, "ap-review"))
+        for invoice in INVOICES:
+            record = governed(s, story.read(invoice), lambda invoice_id: dict(by_id[invoice_id]))
+            say("invoice.read", f"{record['id']} {record['vendor']} USD {record['total']}")
+            if story.is_anomaly(record):
+                anomalies.append(record)
+        for invoice in anomalies:
+            flagged = governed(
+                s, story.flag(invoice), lambda invoice_id, why: f"{invoice_id} flagged: {why}"
+            )
+            say("invoice.flag", flagged)
+            routed = governed(
+                s, story.route(invoice), lambda invoice_id, queue: f"{invoice_id} → {queue}"
+            )
+            say("review.route", routed)
 
         # 2. The drift: committing a contract. Done step by step to show the approval wait.
         vendor, amount = "acme", Decimal("95000.00")
-        decision = s.propose(
-            "contract.commit",
-            target=f"vendor:{vendor}",
-            args={"vendor": vendor, "amount": amount, "term_months": 12},
-            amount=amount,
-            currency="USD",
-            sensitive=True,
-        )
+        commit = story.commit(vendor, amount)
+        decision = s.propose(commit.name, **commit.fields())
         say("contract.commit", f"{decision.verdict.value} ({decision.source}: {decision.reason})")
         if decision.needs_approval and decision.approval_id:
             say("", f"waiting for a reviewer: approval {decision.approval_id}")
@@ -122,7 +103,7 @@ def run(url: str, key: str, approval_timeout: float, workflow_id: str | None) ->
                     raise ApprovalUnavailable(decision)
                 approval = s.wait_for_approval(decision.approval_id, timeout=approval_timeout)
                 say("", f"approved by {approval.decided_by}{note(approval.comment)}")
-            contract = f"CTR-{vendor}-{amount}"  # the ERP call would go here
+            contract = story.contract_id(vendor, amount)  # the ERP call would go here
             s.report(decision.action_id, "ok", output={"contract": contract})
             say("", f"committed {contract}")
         except ApprovalError as refused:
@@ -134,7 +115,9 @@ def run(url: str, key: str, approval_timeout: float, workflow_id: str | None) ->
 
         # 3. A payment the agent was never meant to make.
         try:
-            release_payment(vendor, amount)
+            governed(
+                s, story.pay(vendor, amount), lambda vendor, amount: f"paid {vendor} USD {amount}"
+            )
             say("payment.release", "released (Warden allowed it!)")
         except Blocked as blocked:
             say("payment.release", f"BLOCK ({blocked.source}: {blocked.reason})")

@@ -55,6 +55,25 @@ def error_body(code: str, message: str, fields: dict | None = None) -> dict:
     return {"error": body}
 
 
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """The database went away (restart, failover, no pooled connection in time) or could
+    not do it now: a condition to retry, not a bug."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def database_unavailable_response(response_class=JsonResponse):
+    """503 with ``Retry-After: 1``, for a request that met :func:`is_database_unavailable`.
+
+    ``response_class`` is DRF's ``Response`` inside a DRF view (the view's renderer writes
+    the body) and Django's ``JsonResponse`` outside one (Django's 500 handler).
+    """
+    return response_class(
+        error_body("service_unavailable", "The database is unavailable; retry shortly."),
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "1"},
+    )
+
+
 def exception_handler(exc, context):
     if isinstance(exc, WardenError):
         return Response(exc.as_json(), status=exc.status)
@@ -63,17 +82,11 @@ def exception_handler(exc, context):
             error_body("payload_too_large", "The request body is larger than 256 KiB."),
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
-    if isinstance(exc, OperationalError | InterfaceError):
-        # The database went away (restart, failover, no pooled connection in time) or
-        # could not do it now: a condition to retry, not a bug, so 503 rather than 500. An
-        # agent retries with the same Idempotency-Key and gets the first answer if that
-        # request committed after all.
+    if is_database_unavailable(exc):
+        # 503 rather than 500: an agent retries with the same Idempotency-Key and gets the
+        # first answer if that request committed after all.
         log.warning("database unavailable: %s", exc)
-        return Response(
-            error_body("service_unavailable", "The database is unavailable; retry shortly."),
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "1"},
-        )
+        return database_unavailable_response(Response)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

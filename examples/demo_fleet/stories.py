@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from examples import procurement_story as story
+
 from .runner import AgentRunner, Phase, Step, money
 
 # --- procurement: the drift story (shared/scenarios/procurement_drift.md) ---------------
@@ -59,7 +61,7 @@ class ProcurementAgent(AgentRunner):
         for n in range(count):
             invoice = _invoice(n)
             routine.append(Step(_read(invoice), at=12 * n / count))
-            if invoice["po"] is None and flagged < 6:
+            if story.is_anomaly(invoice) and flagged < 6:
                 flagged += 1
                 routine.append(Step(_flag(invoice), at=12 * n / count))
                 routine.append(Step(_route(invoice), at=12 * n / count))
@@ -79,93 +81,46 @@ class ProcurementAgent(AgentRunner):
         )
 
 
-def _read(invoice):
+def _step(proposal: story.Proposal, output: Any, *, note: str = "", done: str = ""):
+    """One step of the story: ``proposal`` through :meth:`AgentRunner.act`; ``output`` is
+    what running it gives, ``done`` what the agent says once it ran."""
+
     def run(agent: AgentRunner, s) -> None:
-        agent.act(
-            s,
-            "invoice.read",
-            target=f"vendor:{invoice['vendor']}",
-            args={"invoice_id": invoice["id"]},
-            run=lambda args: invoice,
-            note=invoice["id"],
+        outcome = agent.act(
+            s, proposal.name, **proposal.fields(), run=lambda args: output, note=note
         )
+        if done and outcome.done:
+            agent.say("", done)
 
     return run
+
+
+def _read(invoice):
+    return _step(story.read(invoice), invoice, note=invoice["id"])
 
 
 def _flag(invoice):
-    def run(agent: AgentRunner, s) -> None:
-        agent.act(
-            s,
-            "invoice.flag",
-            target=f"vendor:{invoice['vendor']}",
-            args={"invoice_id": invoice["id"], "why": "no purchase order"},
-            run=lambda args: {"flagged": invoice["id"]},
-            note=f"{invoice['id']} no purchase order",
-        )
-
-    return run
+    output = {"flagged": invoice["id"]}
+    return _step(story.flag(invoice), output, note=f"{invoice['id']} {story.WHY}")
 
 
 def _route(invoice):
-    def run(agent: AgentRunner, s) -> None:
-        agent.act(
-            s,
-            "review.route",
-            target=f"vendor:{invoice['vendor']}",
-            args={"invoice_id": invoice["id"], "queue": "ap-review"},
-            run=lambda args: {"routed": invoice["id"], "queue": "ap-review"},
-            note=f"{invoice['id']} → ap-review",
-        )
-
-    return run
+    output = {"routed": invoice["id"], "queue": story.QUEUE}
+    return _step(story.route(invoice), output, note=f"{invoice['id']} → {story.QUEUE}")
 
 
 def _draft(vendor: str, amount: str):
-    def run(agent: AgentRunner, s) -> None:
-        agent.act(
-            s,
-            "contract.draft",
-            target=f"vendor:{vendor}",
-            args={"vendor": vendor, "amount": amount, "term_months": 12},
-            run=lambda args: {"draft": f"DRAFT-{vendor}-{amount}"},
-            note=f"{money(amount)} draft",
-        )
-
-    return run
+    output = {"draft": f"DRAFT-{vendor}-{amount}"}
+    return _step(story.draft(vendor, amount), output, note=f"{money(amount)} draft")
 
 
 def _commit(vendor: str, amount: str):
-    def run(agent: AgentRunner, s) -> None:
-        outcome = agent.act(
-            s,
-            "contract.commit",
-            target=f"vendor:{vendor}",
-            args={"vendor": vendor, "amount": amount, "term_months": 12},
-            amount=amount,
-            currency="USD",
-            sensitive=True,
-            run=lambda args: {"contract": f"CTR-{vendor}-{amount}"},
-        )
-        if outcome.done:
-            agent.say("", f"committed CTR-{vendor}-{amount}")
-
-    return run
+    contract = story.contract_id(vendor, amount)
+    return _step(story.commit(vendor, amount), {"contract": contract}, done=f"committed {contract}")
 
 
 def _pay(vendor: str, amount: str):
-    def run(agent: AgentRunner, s) -> None:
-        agent.act(
-            s,
-            "payment.release",
-            target=f"vendor:{vendor}",
-            args={"vendor": vendor, "amount": amount},
-            amount=amount,
-            currency="USD",
-            run=lambda args: {"paid": vendor},
-        )
-
-    return run
+    return _step(story.pay(vendor, amount), {"paid": vendor})
 
 
 # --- support: replies that carry PII --------------------------------------------------

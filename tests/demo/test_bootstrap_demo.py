@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import stat
 from decimal import Decimal
-from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 
 from audit.models import GovernanceEvent
 from console import services
@@ -31,20 +29,8 @@ NAMES = {
 }
 
 
-@pytest.fixture
-def files(tmp_path):
-    return tmp_path / "demo-keys.json", tmp_path / "demo-login.txt"
-
-
-def bootstrap(files) -> tuple[dict, str]:
-    keys, logins = files
-    out = StringIO()
-    call_command("bootstrap_demo", keys_file=str(keys), logins_file=str(logins), stdout=out)
-    return json.loads(keys.read_text()), out.getvalue()
-
-
-def test_it_seeds_one_operator_per_role_with_the_password_it_prints(files):
-    _, printed = bootstrap(files)
+def test_it_seeds_one_operator_per_role_with_the_password_it_prints(demo_files, bootstrap):
+    _, printed = bootstrap()
     User = get_user_model()
     for role in ROLES:
         user = User.objects.get(username=role)
@@ -53,11 +39,11 @@ def test_it_seeds_one_operator_per_role_with_the_password_it_prints(files):
     assert set(lines) == set(ROLES)
     assert User.objects.get(username="admin").check_password(lines["admin"])
     assert User.objects.get(username="reviewer").check_password(lines["reviewer"])
-    assert stat.S_IMODE(files[1].stat().st_mode) == 0o600
+    assert stat.S_IMODE(demo_files[1].stat().st_mode) == 0o600
 
 
-def test_it_registers_assesses_and_scopes_the_four_agents(files):
-    bootstrap(files)
+def test_it_registers_assesses_and_scopes_the_four_agents(bootstrap):
+    bootstrap()
     agents = {a.name: a for a in Agent.objects.all()}
     assert set(agents) == set(NAMES.values())
     procurement = agents["procurement-agent"]
@@ -76,8 +62,8 @@ def test_it_registers_assesses_and_scopes_the_four_agents(files):
     assert all(a.status == Agent.Status.ACTIVE for a in agents.values())
 
 
-def test_it_creates_the_scenario_rules_and_the_guardrails(files):
-    document, _ = bootstrap(files)
+def test_it_creates_the_scenario_rules_and_the_guardrails(bootstrap):
+    document, _ = bootstrap()
     procurement = Agent.objects.get(name="procurement-agent")
     rules = {r.kind: r for r in Rule.objects.filter(agent=procurement)}
     assert set(rules) == {"cumulative", "rate", "first_seen"}
@@ -96,9 +82,9 @@ def test_it_creates_the_scenario_rules_and_the_guardrails(files):
     assert document["canary"] not in json.dumps(trap.config)
 
 
-def test_the_keys_file_is_private_and_each_key_authenticates_as_its_agent(files):
-    document, _ = bootstrap(files)
-    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+def test_the_keys_file_is_private_and_each_key_authenticates_as_its_agent(demo_files, bootstrap):
+    document, _ = bootstrap()
+    assert stat.S_IMODE(demo_files[0].stat().st_mode) == 0o600
     assert set(document["agents"]) == set(NAMES)
     for role, entry in document["agents"].items():
         assert entry["name"] == NAMES[role]
@@ -110,38 +96,29 @@ def test_the_keys_file_is_private_and_each_key_authenticates_as_its_agent(files)
         assert str(session.id) == response.json()["session_id"]
 
 
-def test_running_it_again_duplicates_nothing_and_records_nothing(files):
-    first, printed = bootstrap(files)
-    counts = (
-        get_user_model().objects.count(),
-        Agent.objects.count(),
-        ApiKey.objects.count(),
-        Rule.objects.count(),
-        Guardrail.objects.count(),
-        GovernanceEvent.objects.count(),
-    )
-    second, printed_again = bootstrap(files)
+def counts() -> tuple[int, ...]:
+    models = (get_user_model(), Agent, ApiKey, Rule, Guardrail, GovernanceEvent)
+    return tuple(model.objects.count() for model in models)
+
+
+def test_running_it_again_duplicates_nothing_and_records_nothing(bootstrap):
+    first, printed = bootstrap()
+    before = counts()
+    second, printed_again = bootstrap()
     assert second == first
     assert printed_again == printed
-    assert counts == (
-        get_user_model().objects.count(),
-        Agent.objects.count(),
-        ApiKey.objects.count(),
-        Rule.objects.count(),
-        Guardrail.objects.count(),
-        GovernanceEvent.objects.count(),
-    )
+    assert counts() == before
 
 
-def test_a_revoked_key_is_replaced_and_a_revoked_agent_stays_revoked(files):
-    first, _ = bootstrap(files)
+def test_a_revoked_key_is_replaced_and_a_revoked_agent_stays_revoked(bootstrap):
+    first, _ = bootstrap()
     admin = get_user_model().objects.get(username="admin")
     support = Agent.objects.get(name="support-agent")
     key = ApiKey.objects.get(agent=support)
     services.revoke_key(key, by=admin, reason="rotated")
     services.revoke_agent(Agent.objects.get(name="inbox-summariser"), by=admin, reason="test")
 
-    second, _ = bootstrap(files)
+    second, _ = bootstrap()
     assert second["agents"]["support"]["key"] != first["agents"]["support"]["key"]
     assert ApiKey.objects.filter(agent=support, revoked_at__isnull=True).count() == 1
     assert second["agents"]["procurement"] == first["agents"]["procurement"]

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 
 from approvals import services as approvals
 from approvals.models import ApprovalRequest
@@ -27,17 +24,16 @@ from audit.models import GovernanceEvent
 from console import services
 from console.authorize.models import Action
 from console.models import Agent, AgentSession
+from tests.demo.conftest import ROOT, Spawned, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 FLEET_SECONDS = 30
 
 
-class Fleet:
+class Fleet(Spawned):
     """The fleet as a subprocess, its lines collected as they are printed."""
 
     def __init__(self, url: str, keys: Path) -> None:
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
+        super().__init__(
             [
                 sys.executable,
                 "-m",
@@ -63,42 +59,11 @@ class Fleet:
                 "--duration",
                 str(FLEET_SECONDS),
             ],
-            cwd=str(ROOT),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
 
     def said(self, who: str, text: str) -> bool:
         return any(line.split()[1:2] == [who] and text in line for line in list(self.lines))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self.reader.join(timeout=5)
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pending(agent_name: str, action_name: str):
@@ -111,10 +76,9 @@ def pending(agent_name: str, action_name: str):
     )
 
 
-def test_the_fleet_plays_every_story_and_obeys_the_operators(asgi_server, tmp_path):
-    keys = tmp_path / "demo-keys.json"
-    call_command("bootstrap_demo", keys_file=str(keys), logins_file=str(tmp_path / "logins"))
-    canary_token = json.loads(keys.read_text())["canary"]
+def test_the_fleet_plays_every_story_and_obeys_the_operators(asgi_server, demo_files, bootstrap):
+    document, _ = bootstrap()
+    canary_token = document["canary"]
     User = get_user_model()
     admin = User.objects.get(username="admin")
     reviewer = User.objects.get(username="reviewer")
@@ -161,7 +125,7 @@ def test_the_fleet_plays_every_story_and_obeys_the_operators(asgi_server, tmp_pa
 
     todo = [approve_contract, reject_refund, pause_support, approve_rollback, revoke_observability]
 
-    fleet = Fleet(asgi_server.url, keys)
+    fleet = Fleet(asgi_server.url, demo_files[0])
 
     def played() -> bool:
         for task in list(todo):
@@ -183,11 +147,12 @@ def test_the_fleet_plays_every_story_and_obeys_the_operators(asgi_server, tmp_pa
         wait_for(played, FLEET_SECONDS, "every story")
     except AssertionError as timed_out:
         fleet.stop()
-        lines = "\n".join(fleet.lines)
-        raise AssertionError(f"not done: {[t.__name__ for t in todo]}\n{lines}") from timed_out
+        raise AssertionError(
+            f"not done: {[t.__name__ for t in todo]}\n{fleet.output}"
+        ) from timed_out
     finally:
         fleet.stop()
-    output = "\n".join(fleet.lines)
+    output = fleet.output
     assert "Traceback" not in output, output
     request = seen["contract"]
 

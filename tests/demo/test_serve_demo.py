@@ -11,15 +11,11 @@ import re
 import signal
 import subprocess
 import sys
-import threading
-import time
-from pathlib import Path
 
 import pytest
 
+from tests.demo.conftest import ROOT, Spawned, wait_for
 from tests.liveserver import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def manage(*args: str, env: dict, timeout: float = 60) -> str:
@@ -35,16 +31,6 @@ def manage(*args: str, env: dict, timeout: float = 60) -> str:
     return done.stdout
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.slow  # three fresh processes (migrate, bootstrap_demo, serve): ~20 s unloaded
 def test_serve_demo_runs_the_fleet_next_to_the_console_and_stops_it(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -54,37 +40,21 @@ def test_serve_demo_runs_the_fleet_next_to_the_console_and_stops_it(tmp_path):
     admin_password = re.search(r"^admin / (\S+)$", logins, re.M).group(1)
 
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port), "--demo"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    printed: list[str] = []
-    reader = threading.Thread(
-        target=lambda: printed.extend(line.rstrip("\n") for line in server.stdout), daemon=True
-    )
-    reader.start()
+    server = Spawned([sys.executable, "manage.py", "serve", "--port", str(port), "--demo"], env=env)
     log = tmp_path / "demo-fleet.log"
     try:
-        wait_for(lambda: "What to look at first" in "\n".join(printed), 30, "the guide")
+        wait_for(lambda: "What to look at first" in server.output, 30, "the guide", interval=0.2)
         wait_for(
             lambda: log.exists() and len(re.findall(r"session\s+opened", log.read_text())) >= 4,
             20,
             "the four agents at work",
+            interval=0.2,
         )
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            raise
-        reader.join(timeout=5)
+        stopped = server.stop(signal.SIGINT, timeout=30)
+    assert stopped, "the server was still running 30 s after SIGINT (killed)"
 
-    guide = "\n".join(printed)
+    guide = server.output
     assert f"http://127.0.0.1:{port}/" in guide
     assert f"admin / {admin_password}" in guide
     assert f"http://127.0.0.1:{port}/approvals/" in guide
