@@ -73,6 +73,8 @@ class Context:
     # Backtests evaluate a recorded action: leave it out of its own history.
     exclude_action_id: uuid.UUID | None = None
     _history: dict[str, Any] | None = None
+    # History reads answered ahead of the layers (``history.prefetch``), by read.
+    reads: dict[tuple, tuple] = field(default_factory=dict)
     _input: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:

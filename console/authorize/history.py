@@ -114,6 +114,56 @@ def _one(sql: str, params: list):
         return cursor.fetchone()
 
 
+def _seen(ctx, *, target: str, since) -> tuple[str, list]:
+    """One row: 1 if the agent already acted on ``target`` (ALLOWed, or a result was
+    reported) within the window, else 0."""
+    where, params = _where(ctx, since=since, target=target, seen=True)
+    return f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE {where} LIMIT 1) AS seen", params
+
+
+# --- reading ahead: every read of one proposal in one statement ------------------------
+def window(pattern: str | None, since) -> tuple:
+    """The read ``(count, amount, committed amount)`` of a window: see ``prefetch``."""
+    return ("window", pattern, since)
+
+
+def seen_target(target: str, since) -> tuple:
+    return ("seen", target, since)
+
+
+def last_day_reads(now: dt.datetime) -> list[tuple]:
+    return [window(None, now - dt.timedelta(days=1)), window(None, now - dt.timedelta(hours=1))]
+
+
+def prefetch(ctx, reads) -> None:
+    """Run the reads (``window`` / ``seen_target``) a proposal will make in one statement
+    and keep the answers on ``ctx``; the functions below answer from there and read on
+    their own what was not fetched ahead. A backtest reads as it goes."""
+    reads = [read for read in dict.fromkeys(reads) if read not in ctx.reads]
+    if not reads or not _rolled(ctx):
+        return
+    parts, params = [], []
+    for index, (kind, key, since) in enumerate(reads):
+        if kind == "window":
+            sql, values = _window(ctx, since=since, pattern=key)
+        else:
+            sql, values = _seen(ctx, target=key, since=since)
+        parts.append(f"({sql}) AS r{index}")
+        params += values
+    row = _one(f"SELECT * FROM {', '.join(parts)}", params)
+    position = 0
+    for read in reads:
+        width = 3 if read[0] == "window" else 1
+        ctx.reads[read] = row[position : position + width]
+        position += width
+
+
+def _read(ctx, read) -> tuple:
+    if read not in ctx.reads:
+        prefetch(ctx, [read])
+    return ctx.reads[read]
+
+
 def money(value) -> Decimal:
     if value is None:
         return Decimal("0")
@@ -124,7 +174,7 @@ def count(ctx, *, pattern: str, since=None, limit: int | None = None) -> int:
     """Matching actions; with ``limit`` at most that many (a rate rule only needs to know
     whether its threshold is passed, and a backtest's scan stops there)."""
     if _rolled(ctx):
-        found = int(_one(*_window(ctx, since=since, pattern=pattern))[0])
+        found = int(_read(ctx, window(pattern, since))[0])
         return found if limit is None else min(found, limit)
     where, params = _where(ctx, since=since, pattern=pattern)
     if limit is None:
@@ -137,7 +187,7 @@ def count(ctx, *, pattern: str, since=None, limit: int | None = None) -> int:
 
 def total(ctx, *, pattern: str, since=None) -> Decimal:
     if _rolled(ctx):
-        return money(_one(*_window(ctx, since=since, pattern=pattern))[1])
+        return money(_read(ctx, window(pattern, since))[1])
     where, params = _where(ctx, since=since, pattern=pattern)
     return money(_one(f"SELECT SUM(amount) FROM {TABLE} WHERE {where}", params)[0])
 
@@ -145,8 +195,10 @@ def total(ctx, *, pattern: str, since=None) -> Decimal:
 def exists(
     ctx, *, pattern: str | None = None, target: str | None = None, since=None, seen=False
 ) -> bool:
-    if target is None and not seen and pattern is not None and _rolled(ctx):
+    if _rolled(ctx) and pattern is not None and target is None and not seen:
         return count(ctx, pattern=pattern, since=since) > 0
+    if _rolled(ctx) and pattern is None and target is not None and seen:
+        return bool(_read(ctx, seen_target(target, since))[0])
     where, params = _where(ctx, since=since, pattern=pattern, target=target, seen=seen)
     return _one(f"SELECT 1 FROM {TABLE} WHERE {where} LIMIT 1", params) is not None
 
@@ -156,15 +208,13 @@ def last_day(ctx) -> dict:
     day = ctx.now - dt.timedelta(days=1)
     hour = ctx.now - dt.timedelta(hours=1)
     if _rolled(ctx):
-        day_sql, day_params = _window(ctx, since=day)
-        hour_sql, hour_params = _window(ctx, since=hour)
-        row = _one(
-            f"SELECT * FROM ({day_sql}) AS day, ({hour_sql}) AS hour", [*day_params, *hour_params]
-        )
+        day_read, hour_read = last_day_reads(ctx.now)
+        prefetch(ctx, [day_read, hour_read])
+        last_day, last_hour = ctx.reads[day_read], ctx.reads[hour_read]
         return {
-            "actions_last_day": int(row[0]),
-            "actions_last_hour": int(row[3]),
-            "spend_last_day": money(row[2]),
+            "actions_last_day": int(last_day[0]),
+            "actions_last_hour": int(last_hour[0]),
+            "spend_last_day": money(last_day[2]),
         }
     where, params = _where(ctx, since=day)
     row = _one(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import history
 from .context import UNCHANGED, Context, GuardrailHit
 from .layers import PIPELINE
 from .verdicts import Finding, Outcome, combine
@@ -27,6 +28,8 @@ class Evaluation:
 
 
 def run(ctx: Context, layers=PIPELINE, *, extra: list[Finding] | None = None) -> Evaluation:
+    # The history every layer will read, in one statement (a layer's optional ``reads``).
+    history.prefetch(ctx, [read for layer in layers for read in _reads(layer, ctx)])
     findings: list[Finding] = list(extra or [])
     hits: list[GuardrailHit] = []
     in_scope = True
@@ -42,3 +45,8 @@ def run(ctx: Context, layers=PIPELINE, *, extra: list[Finding] | None = None) ->
         if result.in_scope is False:
             in_scope = False
     return Evaluation(combine(findings), findings, ctx.args, constrained, in_scope, hits)
+
+
+def _reads(layer, ctx: Context) -> list[tuple]:
+    reads = getattr(layer, "reads", None)
+    return reads(ctx) if reads is not None else []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from .. import history
 from ..context import Context, LayerResult
 from ..verdicts import Finding, Verdict
 
@@ -20,6 +21,13 @@ NAME = "budgets"
 
 def _money(value) -> Decimal | None:
     return None if value is None else Decimal(str(value))
+
+
+def reads(ctx: Context) -> list[tuple]:
+    """The rolling day's spend, when a daily budget applies (fetched ahead)."""
+    if (ctx.agent.budgets or {}).get("max_spend_per_day") is None or not ctx.proposal.amount:
+        return []
+    return history.last_day_reads(ctx.now)
 
 
 def evaluate(ctx: Context) -> LayerResult:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from .. import rego
+from .. import history, rego
 from ..context import Context, LayerResult
 from ..verdicts import ENFORCE, SHADOW, Finding, Verdict
 
@@ -47,6 +47,11 @@ def finding_for(policy, result: rego.PolicyResult, *, fail_mode: str, mode: str)
     return Finding(
         NAME, policy.source, Verdict.BLOCK, f"evaluation error: {result.error}", mode, "major"
     )
+
+
+def reads(ctx: Context) -> list[tuple]:
+    """The policy input's ``history`` (fetched ahead by the pipeline)."""
+    return history.last_day_reads(ctx.now) if ctx.config.policies else []
 
 
 def evaluate(ctx: Context) -> LayerResult:

@@ -51,11 +51,35 @@ def window_text(seconds: int | None) -> str:
     return f"{seconds} s"
 
 
+def _since(rule, ctx: Context) -> dt.datetime | None:
+    return ctx.now - dt.timedelta(seconds=rule.window_seconds) if rule.window_seconds else None
+
+
+def read_for(rule, ctx: Context) -> tuple | None:
+    """The history read ``check`` makes for ``rule`` (``history.window`` /
+    ``history.seen_target``), or None when the rule does not apply to this action."""
+    name, since = ctx.proposal.name, _since(rule, ctx)
+    if rule.kind == "sequence":
+        return history.window(rule.pattern, since) if matches(name, rule.then_pattern) else None
+    if not matches(name, rule.pattern):
+        return None
+    if rule.kind in ("rate", "cumulative"):
+        return history.window(rule.pattern, since)
+    if rule.kind == "first_seen" and ctx.proposal.target:
+        return history.seen_target(ctx.proposal.target, since)
+    return None
+
+
+def reads(ctx: Context) -> list[tuple]:
+    """Every rule's read, fetched ahead in one statement by the pipeline."""
+    return [read for rule in ctx.config.rules if (read := read_for(rule, ctx)) is not None]
+
+
 def check(rule, ctx: Context) -> tuple[bool, str] | None:
     """(triggered, reason) for one rule, or None when it does not apply to this action."""
     proposal = ctx.proposal
     name = proposal.name
-    since = ctx.now - dt.timedelta(seconds=rule.window_seconds) if rule.window_seconds else None
+    since = _since(rule, ctx)
     within = window_text(rule.window_seconds)
     if rule.kind == "sequence":
         if not matches(name, rule.then_pattern):

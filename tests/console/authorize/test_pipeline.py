@@ -542,7 +542,7 @@ def test_rules_by_priority_name_the_source_of_a_tie(governed, admin_user, t0):
     assert propose(agent, session, "x", now=t0)["source"] == "rule:high"
 
 
-def test_each_rule_costs_one_query(governed, admin_user, t0):
+def test_every_rule_and_the_policy_input_read_the_history_in_one_query(governed, admin_user, t0):
     agent, session = governed()
     propose(agent, session, "warm-up", now=t0)
 
@@ -564,7 +564,10 @@ def test_each_rule_costs_one_query(governed, admin_user, t0):
     )
     rule(admin_user, "r4", "first_seen", pattern="contract.commit", verdict="require_approval")
     queries("contract.commit")  # the first one after a change reloads the configuration
-    assert queries("contract.commit") == base + 4
+    assert queries("contract.commit") == base + 1
+    authz.create_policy(by=admin_user, name="p", module='package p\nverdict := "allow"\n')
+    queries("contract.commit")
+    assert queries("contract.commit") == base + 1  # the policy input's history joins it
 
 
 # --- tier presets -------------------------------------------------------------------------------
