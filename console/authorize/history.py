@@ -114,6 +114,24 @@ def _one(sql: str, params: list):
         return cursor.fetchone()
 
 
+def _prepared_cursor():
+    """PostgreSQL: a cursor that binds parameters on the server, so the connection
+    prepares the prefetch statement once it has run a few times (psycopg's
+    ``prepare_threshold``): planning that statement costs more than running it, and a
+    proposal always sends one of a few shapes. Django's other cursors bind on the client
+    and cannot be prepared. Still a Django cursor wrapper: query logging and execute
+    wrappers see it."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    import psycopg
+
+    connection.ensure_connection()
+    cursor = psycopg.Cursor(connection.connection)
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)
+
+
 def _seen(ctx, *, target: str, since) -> tuple[str, list]:
     """One row: 1 if the agent already acted on ``target`` (ALLOWed, or a result was
     reported) within the window, else 0."""
@@ -150,7 +168,9 @@ def prefetch(ctx, reads) -> None:
             sql, values = _seen(ctx, target=key, since=since)
         parts.append(f"({sql}) AS r{index}")
         params += values
-    row = _one(f"SELECT * FROM {', '.join(parts)}", params)
+    with _prepared_cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {', '.join(parts)}", params)
+        row = cursor.fetchone()
     position = 0
     for read in reads:
         width = 3 if read[0] == "window" else 1

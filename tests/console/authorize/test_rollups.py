@@ -204,3 +204,24 @@ def test_a_busy_agents_window_is_one_query(agent_and_session, t0):
     with CaptureQueriesContext(connection) as captured:
         found = history.count(ctx, pattern="x.y", since=now - dt.timedelta(hours=1))
     assert found == 900 and len(captured) == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_the_prefetch_statement_is_prepared_by_the_connection(agent_and_session, t0):
+    agent, session = agent_and_session
+    connection.ensure_connection()
+    raw = connection.connection
+    threshold, raw.prepare_threshold = raw.prepare_threshold, 1  # as pooled connections do
+    try:
+        for _ in range(3):
+            ctx = Context(agent, session, Proposal(name="x.y"), t0, Config())
+            history.prefetch(ctx, history.last_day_reads(t0))
+            assert history.last_day(ctx)["actions_last_day"] == 0
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                ["SELECT * FROM (SELECT COALESCE%"],
+            )
+            assert cursor.fetchone()[0] >= 1
+    finally:
+        raw.prepare_threshold = threshold
