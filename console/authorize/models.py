@@ -5,8 +5,10 @@
   ``first_seen``; SPEC §3.2 step 6).
 * :class:`Guardrail` — PII, banned words, payload size or canary tokens (step 3).
 * :class:`Action` — one row per proposed action: what was asked, the verdict, and the
-  result the agent reported. Behavioural rules and budgets read it with one indexed query
-  each.
+  result the agent reported.
+* :class:`ActionRollup` — actions counted per name and second / minute / hour / day, kept
+  by a trigger: behavioural rules, budgets and the policy input read windows of history
+  through it, all of one proposal's reads in one statement (``history``).
 * :class:`IdempotencyRecord` — the first answer to a proposal, by agent and
   ``Idempotency-Key`` (SPEC §9).
 

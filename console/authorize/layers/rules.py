@@ -1,7 +1,8 @@
 """Behavioural rules over the agent's whole history (SPEC §3.2 step 6).
 
-Each rule costs one indexed query on ``console_action`` (indexes ``(agent, name,
-created_at)``, ``(agent, created_at)``, ``(agent, target)``). Counts and sums include the
+Each rule makes one read of the agent's history (``read_for``); the pipeline fetches every
+rule's read ahead in one statement, whose cost does not grow with the agent's volume
+(``history``: rollup buckets, the ``(agent, target)`` index). Counts and sums include the
 action being proposed, and actions that were BLOCKed or HALTed still count (they were
 tried). A rule applies when the proposed action's name matches its ``pattern`` (for
 ``sequence``: its ``then_pattern``).
