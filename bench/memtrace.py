@@ -5,12 +5,18 @@
 Python allocations and, every ``BENCH_TRACEMALLOC_EVERY`` seconds (60), appends to
 ``DIR/<pid>.txt`` its resident set, the memory tracemalloc sees and the allocation sites
 (by traceback) that grew most since the first snapshot after ``BENCH_TRACEMALLOC_WARMUP``
-seconds (60). Memory the resident set gains that tracemalloc does not see was allocated
-outside Python's allocator (a C or C++ library).
+seconds (60), with ``BENCH_TRACEMALLOC_FRAMES`` frames per site (3). Memory the resident
+set gains that tracemalloc does not see was allocated outside Python's allocator (a C or
+C++ library). Tracing and its snapshots (seconds of CPU each, holding the GIL) slow the
+server several times over: trace a smaller soak (``--agents 50``), not the full one, and
+judge growth from the "traced" figures, not the resident set (the snapshots themselves
+raise it: the uvicorn parent, which serves nothing, grew 75 MB resident in a traced run). The
+parent's own file shows what tracing alone adds.
 """
 
 from __future__ import annotations
 
+import linecache
 import os
 import threading
 import time
@@ -30,6 +36,8 @@ def _snapshot() -> tracemalloc.Snapshot:
         [
             tracemalloc.Filter(False, tracemalloc.__file__),
             tracemalloc.Filter(False, __file__),
+            # the source lines read to print the tracebacks below
+            tracemalloc.Filter(False, linecache.__file__),
         ]
     )
 
@@ -66,7 +74,7 @@ def _watch(path: Path, every: float, warmup: float) -> None:
 
 
 def start(directory: str) -> None:
-    frames = int(os.environ.get("BENCH_TRACEMALLOC_FRAMES") or 8)
+    frames = int(os.environ.get("BENCH_TRACEMALLOC_FRAMES") or 3)
     every = float(os.environ.get("BENCH_TRACEMALLOC_EVERY") or 60)
     warmup = float(os.environ.get("BENCH_TRACEMALLOC_WARMUP") or 60)
     folder = Path(directory)
