@@ -1,6 +1,7 @@
 """Soak: many simulated agents against the production stack for minutes (issue 8).
 
     .venv/bin/python bench/soak.py [--agents 200] [--minutes 10] [--think 4] [--workers 2]
+                                   [--trace DIR]
 
 Starts a private stack (bench/stack.py: its own PostgreSQL and Redis on free loopback
 ports, ``manage.py serve`` with ``--workers`` uvicorn processes, one Celery worker), then
@@ -22,6 +23,10 @@ Prints, at the end:
   warm-up (the first 10 %) against the last: flat if it grew less than 10 % + 20 MB
   (PostgreSQL's is shown, not judged: its backends map more of the shared buffers as they
   touch them, and the pool opens more backends under load).
+
+``--trace DIR`` serves with ``bench.settings`` and ``BENCH_TRACEMALLOC=DIR``: each server
+process traces its Python allocations and writes, every minute after the first, the sites
+that grew most to ``DIR/<pid>.txt`` (bench/memtrace.py). Tracing slows the server down.
 
 Exit status 1 if there were errors, the counts do not reconcile, the log does not verify,
 or the memory of the server or worker is not flat. ``make soak`` runs the default
@@ -90,10 +95,16 @@ def run(
     workers: int = 2,
     sample: float = 10.0,
     warmup: float | None = None,
+    trace: str | None = None,
 ) -> dict:
     """Seed, serve, drive and check; the figures as a dict (see the module docstring)."""
     seed = stack.seed(agents=agents)
-    stack.serve(workers=workers)
+    if trace:
+        stack.serve(
+            workers=workers, DJANGO_SETTINGS_MODULE="bench.settings", BENCH_TRACEMALLOC=trace
+        )
+    else:
+        stack.serve(workers=workers)
     stack.worker()
     began = time.monotonic()
     traffic, samples = asyncio.run(_drive(stack, seed["keys"], seconds, think, sample))
@@ -183,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--sample", type=float, default=10.0, help="memory sample interval")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--trace", metavar="DIR", help="tracemalloc in the server, reports in DIR")
     options = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="warden-soak-") as directory:
         stack = Stack(Path(directory), fsync=True)
@@ -195,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                 think=options.think,
                 workers=options.workers,
                 sample=options.sample,
+                trace=str(Path(options.trace).resolve()) if options.trace else None,
             )
         finally:
             stack.stop()

@@ -20,23 +20,51 @@ is an error, so write ``default verdict := "allow"``.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import re
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from regopy import Input, Interpreter, LogLevel, RegoError
-from regopy.rego_shared import (
+
+def _share_cxx_allocator() -> bool:
+    """Make the C++ runtime's ``operator new`` / ``delete`` the process's one pair, before
+    regopy loads its library.
+
+    ``librego_shared.so`` carries its own allocator (snmalloc) and exports ``operator new`` /
+    ``delete``. When ``libstdc++`` is already loaded privately by another extension (greenlet,
+    imported by Celery on every Warden process), the library's own code and the ``libstdc++``
+    functions it calls bind to different allocators, and memory taken from one and handed
+    back to the other is never freed: about 3 KB per evaluation, the server's steady memory
+    growth in the soak (issue 8). With ``libstdc++`` in the global scope first, every C++
+    library binds to its pair and memory stays flat whatever the import order (regopy loaded
+    before anything else also stays flat; after greenlet it does not). Linux only (the
+    behaviour is the dynamic linker's); False if it could not be done.
+    """
+    if not sys.platform.startswith("linux") or "regopy" in sys.modules:
+        return False
+    try:
+        ctypes.CDLL("libstdc++.so.6", mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        return False
+    return True
+
+
+CXX_ALLOCATOR_SHARED = _share_cxx_allocator()
+
+from regopy import Input, Interpreter, LogLevel, RegoError  # noqa: E402
+from regopy.rego_shared import (  # noqa: E402
     rego_bundle_query,
     rego_free_output,
     rego_output_ok,
     rego_output_string,
 )
 
-from .verdicts import SEVERITIES, Verdict
+from .verdicts import SEVERITIES, Verdict  # noqa: E402
 
 MODULE_NAME = "policy.rego"
 MAX_MODULE_BYTES = 64 * 1024
