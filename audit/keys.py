@@ -273,6 +273,19 @@ class Signers:
             return key.key_id, private
         raise KeyringError(f"no private signing key available for {format_timestamp(moment)}")
 
+    def pick_range(self, first: datetime, last: datetime) -> tuple[str, Ed25519PrivateKey] | None:
+        """The key ``pick`` gives every moment from ``first`` to ``last``, or None when that
+        is not one key (a batch of events across a rotation is picked event by event)."""
+        for key, private in self.usable:
+            covers_first, covers_last = key.covers(first), key.covers(last)
+            if covers_first and covers_last:
+                return key.key_id, private
+            # A window is an interval: touching the range without covering all of it means
+            # some moments of the range would get this key and others not.
+            if covers_first or covers_last or first <= key.valid_from <= last:
+                return None
+        return None
+
 
 _keyring: Keyring | None = None
 
