@@ -29,10 +29,11 @@ import enum
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from console.errors import Invalid
 
 from . import canonical
 from .eventcodec import ZERO_HASH, event_canonical
-from .keys import keyring
+from .keys import keyring, signing_function
 from .merkle import Frontier
 from .models import (
     Checkpoint,
@@ -372,12 +373,26 @@ def _pending_rows(batch_size: int) -> list[tuple]:
     return out
 
 
+_ARRAY_SAFE = re.compile(r"[0-9A-Za-z+/=,]*")
+
+
+def _pg_array(values: list) -> str | list:
+    """A PostgreSQL array literal of numbers, hex or base64 text, which need no quoting.
+
+    psycopg quotes list elements one by one in Python (a regex per element); joining is
+    ~20x cheaper. Anything outside that alphabet is passed as a list, quoted by psycopg.
+    """
+    text = ",".join(map(str, values))
+    return "{" + text + "}" if _ARRAY_SAFE.fullmatch(text) else values
+
+
 def _append(pending_ids: list[int], entries: list[tuple]) -> None:
     """Insert the batch's log entries and delete its pending markers, in this transaction."""
     table = EventLogEntry._meta.db_table
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(_PG_APPEND, [pending_ids, *map(list, zip(*entries, strict=True))])
+            columns = [pending_ids, *map(list, zip(*entries, strict=True))]
+            cursor.execute(_PG_APPEND, [_pg_array(column) for column in columns])
             return
         cursor.executemany(
             f"INSERT INTO {table} (seq, event_arrival, prev_hash, leaf_hash, signature, key_id) "
@@ -403,6 +418,7 @@ def _integrate_batch(batch_size: int) -> tuple[int, list[bytes]]:
     one_key = signers.pick_range(parse_timestamp(min(stamps)), parse_timestamp(max(stamps)))
     sha256 = hashlib.sha256
     b64 = base64.b64encode
+    signing_functions: dict[str, Callable[[bytes], bytes]] = {}
     pending_ids = []
     entries = []
     leaves = []
@@ -443,11 +459,12 @@ def _integrate_batch(batch_size: int) -> tuple[int, list[bytes]]:
             )
         ).digest()
         key_id, private = one_key or signers.pick(parse_timestamp(timestamp))
+        sign = signing_functions.get(key_id) or signing_functions.setdefault(
+            key_id, signing_function(private)
+        )
         leaf_hex = leaf.hex()
         pending_ids.append(pending_id)
-        entries.append(
-            (seq, arrival, prev_hash, leaf_hex, b64(private.sign(leaf)).decode(), key_id)
-        )
+        entries.append((seq, arrival, prev_hash, leaf_hex, b64(sign(leaf)).decode(), key_id))
         leaves.append(leaf)
         prev_hash = leaf_hex
     _append(pending_ids, entries)

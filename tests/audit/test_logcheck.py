@@ -35,3 +35,11 @@ def test_both_verifiers_agree(cases):
     assert _verify_chunk(chunk) == expected_bad
     if all(len(sig) == 64 for _, _, sig, _ in chunk):
         assert _verify_chunk_openssl(chunk) == expected_bad
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_the_integrators_libsodium_signature_is_the_openssl_one(message):
+    """Ed25519 is deterministic: the fast signer gives the very bytes OpenSSL gives."""
+    from audit.keys import signing_function
+
+    assert signing_function(KEY)(message) == KEY.sign(message)
