@@ -291,7 +291,10 @@ def integrate_pending(batch_size: int = BATCH_SIZE, *, wait: bool = False) -> in
     """Append log fields to pending events in arrival order; returns how many.
 
     With ``wait=False`` it returns at once if another process is integrating (that one
-    re-checks the queue after releasing the lock, so nothing is left behind).
+    re-checks the queue after releasing the lock, so nothing is left behind). With
+    ``wait=True`` a pass that finds less than a full batch has taken every event committed
+    before it began, so it returns without re-checking; anyone who committed during it has
+    woken (or is) a waiter of its own.
     """
     total = 0
     while True:
@@ -300,23 +303,28 @@ def integrate_pending(batch_size: int = BATCH_SIZE, *, wait: bool = False) -> in
                 _lock()
             elif not _try_lock():
                 return total
-            size, leaves = _integrate_batch(batch_size)
+            size, leaves, checkpointed = _integrate_batch(batch_size)
             done = len(leaves)
-            if done:
+            if done and size - checkpointed >= settings.WARDEN_CHECKPOINT_EVERY:
                 _checkpoint_if_due(by_count_only=True, size=size, recent=leaves)
         total += done
-        if done < batch_size and not PendingEvent.objects.exists():
+        if done < batch_size and (wait or not PendingEvent.objects.exists()):
             return total
 
 
-# One query for a batch of pending events, as the values the canonical form takes. On
+# One query for a batch of pending events, as the values the canonical form takes, with
+# the log head and the size of the latest checkpoint on every row (each a single index
+# probe: under load every round trip of a pass is a wait for the GIL too). On
 # PostgreSQL the database formats UUIDs and timestamps as the canonical form spells them
 # (the same SQL verify_log reads the log with, audit.selectors); on SQLite Python does.
 _PG_PENDING = """
 SELECT p.id, e.arrival, e.id::text,
        to_char(e.timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
        e.event_type, e.agent_id::text, e.session_id::text, e.workflow_id, e.run_id::text,
-       e.actor, e.verdict, e.result, e.reason, e.payload_json
+       e.actor, e.verdict, e.result, e.reason, e.payload_json,
+       (SELECT seq FROM audit_eventlogentry ORDER BY seq DESC LIMIT 1),
+       (SELECT leaf_hash FROM audit_eventlogentry ORDER BY seq DESC LIMIT 1),
+       (SELECT max(tree_size) FROM audit_checkpoint)
 FROM audit_pendingevent p JOIN audit_governanceevent e ON e.arrival = p.event_id
 ORDER BY p.event_id LIMIT %s
 """
@@ -346,12 +354,17 @@ _PENDING_FIELDS = (
 
 
 def _pending_rows(batch_size: int) -> list[tuple]:
-    """(pending id, arrival, then the §6.1 content fields as strings, payload text)."""
+    """(pending id, arrival, the §6.1 content fields as strings, payload text, head seq,
+    head leaf hash, latest checkpoint size); the last three are None on an empty log."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_PG_PENDING, [batch_size])
             return cursor.fetchall()
     rows = PendingEvent.objects.order_by("event_id").values_list(*_PENDING_FIELDS)[:batch_size]
+    if not rows:
+        return []
+    head = EventLogEntry.objects.order_by("-seq").values_list("seq", "leaf_hash").first()
+    log = (*(head or (None, None)), latest_checkpoint_size())
     out = []
     for row in rows:
         pending_id, arrival, event_id, timestamp, event_type, agent_id, session_id = row[:7]
@@ -368,6 +381,7 @@ def _pending_rows(batch_size: int) -> list[tuple]:
                 workflow_id,
                 str(run_id) if run_id else None,
                 *row[9:],
+                *log,
             )
         )
     return out
@@ -405,13 +419,14 @@ def _append(pending_ids: list[int], entries: list[tuple]) -> None:
         )
 
 
-def _integrate_batch(batch_size: int) -> tuple[int, list[bytes]]:
-    """Number, chain, hash and sign one batch; returns the new log size and its leaves."""
+def _integrate_batch(batch_size: int) -> tuple[int, list[bytes], int]:
+    """Number, chain, hash and sign one batch; returns the new log size, its leaves and the
+    size of the latest checkpoint."""
     rows = _pending_rows(batch_size)
     if not rows:
-        return 0, []
-    head = EventLogEntry.objects.order_by("-seq").values_list("seq", "leaf_hash").first()
-    seq, prev_hash = head if head else (0, ZERO_HASH)
+        return 0, [], 0
+    head_seq, head_leaf, checkpointed = rows[0][-3:]
+    seq, prev_hash = (head_seq, head_leaf) if head_seq is not None else (0, ZERO_HASH)
     signers = keyring().signers()
     # Timestamps are fixed-width RFC 3339 UTC text, so text order is time order.
     stamps = [row[3] for row in rows]
@@ -437,6 +452,7 @@ def _integrate_batch(batch_size: int) -> tuple[int, list[bytes]]:
         result,
         reason,
         payload_text,
+        *_,
     ) in rows:
         seq += 1
         leaf = sha256(
@@ -468,7 +484,7 @@ def _integrate_batch(batch_size: int) -> tuple[int, list[bytes]]:
         leaves.append(leaf)
         prev_hash = leaf_hex
     _append(pending_ids, entries)
-    return seq, leaves
+    return seq, leaves, checkpointed or 0
 
 
 # --- checkpoints ----------------------------------------------------------------------
@@ -485,6 +501,10 @@ def log_size() -> int:
 
 def latest_checkpoint() -> Checkpoint | None:
     return Checkpoint.objects.order_by("-tree_size").first()
+
+
+def latest_checkpoint_size() -> int | None:
+    return Checkpoint.objects.order_by("-tree_size").values_list("tree_size", flat=True).first()
 
 
 def _frontier_after(
