@@ -14,8 +14,8 @@ Who runs the integrator (``settings.WARDEN_INTEGRATOR``):
 Only one process integrates at a time (a PostgreSQL advisory lock). Inline, the others
 try the lock and return at once; the holder re-checks the queue after releasing, so no
 event is stranded. The threads wait for the lock and take the next batch in turn.
-A pass costs three reads (pending events with their content, the log head, the latest
-checkpoint) and one write per batch of up to ``BATCH_SIZE`` events.
+A pass is one read (the pending events with their content, the log head and the latest
+checkpoint's size) and one write per batch of up to ``BATCH_SIZE`` events.
 Either way ``sign_checkpoint_if_due`` (periodic) also drains the queue, so a crash between
 commit and integration only delays an event's log fields.
 """
