@@ -64,3 +64,65 @@ def canonical_bytes(fields: dict[str, Any], payload_text: str | None = None) -> 
 
 def event_leaf_hash(fields: dict[str, Any], payload_text: str | None = None) -> bytes:
     return leaf_hash(canonical_bytes(fields, payload_text))
+
+
+# The same bytes as ``canonical_bytes`` for one event given as plain values, without a dict:
+# the integrator and ``verify_log`` build it once per event, so it is one C string escape
+# per field and one format (``test_canonical`` checks it against ``canonical_bytes``).
+_TEMPLATE = (
+    '{"actor":%s,"agent_id":%s,"event_type":%s,"id":%s,"payload":%s,"prev_hash":%s,'
+    '"reason":%s,"result":%s,"run_id":%s,"seq":%s,"session_id":%s,"timestamp":%s,'
+    '"verdict":%s,"workflow_id":%s}'
+)
+_string = json.encoder.encode_basestring  # what the encoder above uses for a str
+
+
+def _text(name: str, value: Any) -> str:
+    if value is None:
+        return "null"
+    if type(value) is not str:
+        raise jcs.CanonicalizationError(f"{name} must be a string or null")
+    return _string(value)
+
+
+def event_canonical(
+    *,
+    seq: int,
+    prev_hash: str,
+    id: str,
+    timestamp: str,
+    event_type: str,
+    agent_id: str | None,
+    session_id: str | None,
+    workflow_id: str | None,
+    run_id: str | None,
+    actor: str,
+    verdict: str | None,
+    result: str,
+    reason: str,
+    payload_text: str,
+) -> bytes:
+    """Canonical bytes of an event from its fields as strings and its canonical payload."""
+    if type(seq) is not int:
+        raise jcs.CanonicalizationError("seq must be an integer")
+    if type(payload_text) is not str:
+        raise jcs.CanonicalizationError("payload must be canonical JSON text")
+    return (
+        _TEMPLATE
+        % (
+            _text("actor", actor),
+            _text("agent_id", agent_id),
+            _text("event_type", event_type),
+            _text("id", id),
+            payload_text,
+            _text("prev_hash", prev_hash),
+            _text("reason", reason),
+            _text("result", result),
+            _text("run_id", run_id),
+            seq,
+            _text("session_id", session_id),
+            _text("timestamp", timestamp),
+            _text("verdict", verdict),
+            _text("workflow_id", workflow_id),
+        )
+    ).encode("utf-8")

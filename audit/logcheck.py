@@ -8,14 +8,17 @@ RFC 9162 tree as it goes and checks each checkpoint's root and signature at its 
 no checkpoint covers events missing from the log, and optionally that the log extends a
 checkpoint kept outside the database (``--against``).
 
-Signatures dominate the cost (Ed25519 verification is ~100x a SHA-256 of an event), so
-they are checked by a pool of worker processes while the main process hashes.
+Signatures dominate the cost (an Ed25519 verification is ~10x canonicalising and hashing
+an event), so rows go in chunks to a pool of worker processes that do every per-event
+check (``check_chunk``); the main process reads rows, links the chunks (each starts from the
+seq and leaf hash the previous chunk ends with) and builds the Merkle tree.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -27,9 +30,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from . import canonical
-from .eventcodec import ZERO_HASH, canonical_bytes
+from .eventcodec import ZERO_HASH, event_canonical
 from .keys import PublicKey
-from .merkle import Frontier, leaf_hash
+from .merkle import Frontier
 from .timefmt import parse_timestamp
 
 # When several checks fail at one seq, report the most specific first.
@@ -125,8 +128,197 @@ class _InlineExecutor(Executor):
         return future
 
 
+# A log row as the checker takes it: ``audit.selectors.log_batches`` yields these tuples.
+ROW_FIELDS = (
+    "seq",
+    "prev_hash",
+    "leaf_hash",
+    "signature",
+    "key_id",
+    "id",
+    "timestamp",
+    "event_type",
+    "agent_id",
+    "session_id",
+    "workflow_id",
+    "run_id",
+    "actor",
+    "verdict",
+    "result",
+    "reason",
+    "payload_text",
+)
+_NO_LEAF = b"\x00" * 32
+
+
+def _row_tuple(row: Row) -> tuple:
+    c = row.content
+    return (
+        row.seq,
+        row.prev_hash,
+        row.leaf_hash,
+        row.signature,
+        row.key_id,
+        c["id"],
+        c["timestamp"],
+        c["event_type"],
+        c["agent_id"],
+        c["session_id"],
+        c["workflow_id"],
+        c["run_id"],
+        c["actor"],
+        c["verdict"],
+        c["result"],
+        c["reason"],
+        row.payload_text,
+    )
+
+
+@dataclass
+class ChunkResult:
+    leaves: bytes  # the 32-byte leaf hash each row's content hashes to, concatenated
+    failures: list[tuple[int, str, str]]
+    signatures_checked: int
+
+
+def _signature_verifier():
+    """``verify(public_raw, signature, message) -> bool`` (libsodium if installed, as
+    ``_verify_chunk`` explains, else OpenSSL)."""
+    try:
+        from nacl.bindings import crypto_sign_open
+        from nacl.exceptions import BadSignatureError
+    except ImportError:  # pragma: no cover - PyNaCl is in requirements.lock
+        cache: dict[bytes, Ed25519PublicKey] = {}
+
+        def verify_openssl(public_raw: bytes, signature: bytes, message: bytes) -> bool:
+            key = cache.get(public_raw)
+            if key is None:
+                key = cache[public_raw] = Ed25519PublicKey.from_public_bytes(public_raw)
+            try:
+                key.verify(signature, message)
+            except InvalidSignature:
+                return False
+            return True
+
+        return verify_openssl
+
+    def verify_sodium(public_raw: bytes, signature: bytes, message: bytes) -> bool:
+        if len(signature) != 64:
+            return False
+        try:
+            crypto_sign_open(signature + message, public_raw)
+        except (BadSignatureError, ValueError):
+            return False
+        return True
+
+    return verify_sodium
+
+
+def check_chunk(
+    rows: Sequence[tuple], keys: dict[str, PublicKey], expected_seq: int, prev_hash: str
+) -> ChunkResult:
+    """Every per-event check of consecutive log rows (run in a worker process).
+
+    ``expected_seq`` and ``prev_hash`` are what the row before the chunk implies (the next
+    seq, its stored leaf hash). Checks, in order: gap-free seq, the chain link, the leaf hash
+    of the canonical content, the key and its window, the Ed25519 signature over the leaf
+    hash. Returns the leaf hashes the contents hash to, for the Merkle tree.
+    """
+    verify = _signature_verifier()
+    sha256 = hashlib.sha256
+    failures: list[tuple[int, str, str]] = []
+    fail = failures.append
+    leaves = []
+    checked = 0
+    for (
+        seq,
+        stored_prev,
+        stored_leaf,
+        signature_text,
+        key_id,
+        event_id,
+        timestamp,
+        event_type,
+        agent_id,
+        session_id,
+        workflow_id,
+        run_id,
+        actor,
+        verdict,
+        result,
+        reason,
+        payload_text,
+    ) in rows:
+        if seq != expected_seq:
+            if seq > expected_seq:
+                fail((expected_seq, "sequence", f"events {expected_seq}..{seq - 1} are missing"))
+            else:
+                fail((seq, "sequence", f"seq {seq} appears out of order after {expected_seq - 1}"))
+        expected_seq = seq + 1
+        if stored_prev != prev_hash:
+            fail((seq, "chain", "prev_hash does not match the previous event's leaf_hash"))
+        try:
+            computed = sha256(
+                b"\x00"
+                + event_canonical(
+                    seq=seq,
+                    prev_hash=stored_prev,
+                    id=event_id,
+                    timestamp=timestamp,
+                    event_type=event_type,
+                    agent_id=agent_id,
+                    session_id=session_id,
+                    workflow_id=workflow_id,
+                    run_id=run_id,
+                    actor=actor,
+                    verdict=verdict,
+                    result=result,
+                    reason=reason,
+                    payload_text=payload_text,
+                )
+            ).digest()
+        except (canonical.CanonicalizationError, TypeError) as exc:
+            fail((seq, "content", f"event cannot be canonicalised: {exc}"))
+            computed = _NO_LEAF
+        if computed.hex() != stored_leaf:
+            fail((seq, "leaf_hash", "stored leaf_hash does not match the event's content"))
+        leaves.append(computed)
+        # The tree is built from what the content hashes to, so any edit moves the roots.
+        prev_hash = stored_leaf
+        key = keys.get(key_id)
+        if key is None:
+            fail((seq, "signature", f"signed with unknown key {key_id!r}"))
+            continue
+        try:
+            moment = parse_timestamp(timestamp)
+        except (ValueError, TypeError, AttributeError):
+            fail((seq, "content", f"bad timestamp {timestamp!r}"))
+            continue
+        if not key.covers(moment):
+            fail((seq, "signature", f"key {key_id} was not valid at {timestamp}"))
+            continue
+        try:
+            signature = base64.b64decode(signature_text, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            fail((seq, "signature", "signature is not base64"))
+            continue
+        checked += 1
+        if not verify(key.public_raw, signature, computed):
+            fail((seq, "signature", "Ed25519 signature does not verify"))
+    return ChunkResult(b"".join(leaves), failures, checked)
+
+
 class LogChecker:
+    """Re-checks a log fed in seq order (``feed_rows``), then its checkpoints (``finish``).
+
+    Rows go to worker processes in chunks: each worker canonicalises, hashes and verifies
+    the signatures of its chunk (``check_chunk``), which is nearly all of the work; this
+    process only hands out chunks, builds the Merkle tree from the leaf hashes the workers
+    return (in order) and checks the checkpoints against it.
+    """
+
     CHUNK = 2000
+    IN_FLIGHT = 4  # chunks per worker queued ahead, so workers never wait for the reader
     MAX_FAILURES = 100
 
     def __init__(
@@ -150,13 +342,14 @@ class LogChecker:
         self._roots: dict[int, str] = {}
         if workers is None:
             workers = os.cpu_count() or 1
+        self._workers = max(workers, 1)
         self._executor: Executor = (
             ProcessPoolExecutor(workers, mp_context=get_context("fork"))
             if workers > 1
             else _InlineExecutor()
         )
         self._pending: list[Future] = []
-        self._chunk: list[tuple[int, bytes, bytes, bytes]] = []
+        self._chunk: list[tuple] = []
 
     # -- failures --------------------------------------------------------------------
     def fail(self, seq: int, check: str, message: str) -> None:
@@ -165,74 +358,41 @@ class LogChecker:
 
     # -- events ----------------------------------------------------------------------
     def feed(self, row: Row) -> None:
-        report = self.report
-        report.events += 1
-        seq = row.seq
-        if seq != self.expected_seq:
-            if seq > self.expected_seq:
-                self.fail(
-                    self.expected_seq,
-                    "sequence",
-                    f"events {self.expected_seq}..{seq - 1} are missing",
-                )
-            else:
-                self.fail(
-                    seq, "sequence", f"seq {seq} appears out of order after {self.expected_seq - 1}"
-                )
-        self.expected_seq = seq + 1
-        if row.prev_hash != self.prev_hash:
-            self.fail(seq, "chain", "prev_hash does not match the previous event's leaf_hash")
-        fields = dict(row.content)
-        fields["seq"] = seq
-        fields["prev_hash"] = row.prev_hash
-        try:
-            computed = leaf_hash(canonical_bytes(fields, row.payload_text))
-        except (canonical.CanonicalizationError, TypeError) as exc:
-            self.fail(seq, "content", f"event cannot be canonicalised: {exc}")
-            computed = b"\x00" * 32
-        if computed.hex() != row.leaf_hash:
-            self.fail(seq, "leaf_hash", "stored leaf_hash does not match the event's content")
-        self._check_signature(seq, row, computed, fields["timestamp"])
-        # The tree is built from what the content hashes to, so any edit moves the roots.
-        self.prev_hash = row.leaf_hash
-        self.frontier.append(computed)
-        if self.frontier.size in self._roots_wanted:
-            self._roots[self.frontier.size] = self.frontier.root().hex()
+        self.feed_rows([_row_tuple(row)])
 
-    def _check_signature(self, seq: int, row: Row, leaf: bytes, timestamp: str) -> None:
-        key = self.keys.get(row.key_id)
-        if key is None:
-            self.fail(seq, "signature", f"signed with unknown key {row.key_id!r}")
-            return
-        try:
-            moment = parse_timestamp(timestamp)
-        except ValueError:
-            self.fail(seq, "content", f"bad timestamp {timestamp!r}")
-            return
-        if not key.covers(moment):
-            self.fail(seq, "signature", f"key {row.key_id} was not valid at {timestamp}")
-            return
-        try:
-            signature = base64.b64decode(row.signature, validate=True)
-        except (binascii.Error, ValueError):
-            self.fail(seq, "signature", "signature is not base64")
-            return
-        self.report.signatures_checked += 1
-        self._chunk.append((seq, key.public_raw, signature, leaf))
-        if len(self._chunk) >= self.CHUNK:
-            self._flush()
+    def feed_rows(self, rows: Sequence[tuple]) -> None:
+        """Rows in ``ROW_FIELDS`` order, continuing the rows fed before."""
+        self._chunk.extend(rows)
+        while len(self._chunk) >= self.CHUNK:
+            chunk, self._chunk = self._chunk[: self.CHUNK], self._chunk[self.CHUNK :]
+            self._submit(chunk)
+
+    def _submit(self, chunk: list[tuple]) -> None:
+        self.report.events += len(chunk)
+        self._pending.append(
+            self._executor.submit(check_chunk, chunk, self.keys, self.expected_seq, self.prev_hash)
+        )
+        last = chunk[-1]
+        self.expected_seq, self.prev_hash = last[0] + 1, last[2]
+        # Collect finished work in order, so memory stays bounded on long logs.
+        while len(self._pending) > self.IN_FLIGHT * self._workers:
+            self._collect(self._pending.pop(0))
 
     def _flush(self) -> None:
         if self._chunk:
-            self._pending.append(self._executor.submit(_verify_chunk, self._chunk))
-            self._chunk = []
-        # Collect finished work so memory stays bounded on long logs.
-        while len(self._pending) > 8:
-            self._collect(self._pending.pop(0))
+            chunk, self._chunk = self._chunk, []
+            self._submit(chunk)
 
     def _collect(self, future: Future) -> None:
-        for seq in future.result():
-            self.fail(seq, "signature", "Ed25519 signature does not verify")
+        result: ChunkResult = future.result()
+        self.report.signatures_checked += result.signatures_checked
+        for seq, check, message in result.failures:
+            self.fail(seq, check, message)
+        leaves, frontier, wanted = result.leaves, self.frontier, self._roots_wanted
+        for start in range(0, len(leaves), 32):
+            frontier.append(leaves[start : start + 32])
+            if frontier.size in wanted:
+                self._roots[frontier.size] = frontier.root().hex()
 
     # -- checkpoints -----------------------------------------------------------------
     def _check_checkpoint(self, checkpoint: dict, label: str) -> None:
@@ -293,6 +453,24 @@ def check_rows(
     workers: int | None = None,
 ) -> Report:
     checker = LogChecker(keys, checkpoints, against=against, workers=workers)
-    for row in rows:
-        checker.feed(row)
+    checker.feed_rows([_row_tuple(row) for row in rows])
+    return checker.finish()
+
+
+def check_batches(
+    batches: Iterable[Sequence[tuple]],
+    keys: Sequence[PublicKey],
+    checkpoints: Sequence[dict],
+    *,
+    against: dict | None = None,
+    workers: int | None = None,
+) -> Report:
+    """``check_rows`` for rows read in batches of ``ROW_FIELDS`` tuples (``verify_log``)."""
+    checker = LogChecker(keys, checkpoints, against=against, workers=workers)
+    try:
+        for batch in batches:
+            checker.feed_rows(batch)
+    except BaseException:
+        checker._executor.shutdown(cancel_futures=True)
+        raise
     return checker.finish()

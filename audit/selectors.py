@@ -25,19 +25,19 @@ WHERE l.seq >= %s ORDER BY l.seq
 """
 
 
-def log_rows(chunk_size: int = 5000, *, start: int = 1) -> Iterator[Row]:
-    """Every integrated event in seq order, as the log checker wants it.
+def log_batches(chunk_size: int = 10_000, *, start: int = 1) -> Iterator[list[tuple]]:
+    """Every integrated event in seq order, as lists of ``logcheck.ROW_FIELDS`` tuples.
 
-    Streams with plain SQL: this reads every event of the log, so it skips model
-    instances. On PostgreSQL the database formats UUIDs and timestamps exactly as the
-    canonical form needs them; on SQLite they are formatted here.
+    Streams with plain SQL (a server-side cursor on PostgreSQL): this reads every event of
+    the log, so it makes no model instance and no per-row object beyond the tuple. On
+    PostgreSQL the database formats UUIDs and timestamps exactly as the canonical form
+    needs them; on SQLite they are formatted here.
     """
     if connection.vendor == "postgresql":
         with connection.chunked_cursor() as cursor:
             cursor.execute(_PG_ROWS, [start])
             while rows := cursor.fetchmany(chunk_size):
-                for row in rows:
-                    yield _row(row)
+                yield rows
         return
     fields = (
         "seq",
@@ -59,9 +59,10 @@ def log_rows(chunk_size: int = 5000, *, start: int = 1) -> Iterator[Row]:
         "event__payload_json",
     )
     queryset = EventLogEntry.objects.filter(seq__gte=start).order_by("seq").values_list(*fields)
+    batch = []
     for row in queryset.iterator(chunk_size=chunk_size):
         event_id, timestamp, agent_id, session_id, run_id = row[5], row[6], row[8], row[9], row[11]
-        yield _row(
+        batch.append(
             (
                 *row[:5],
                 str(event_id),
@@ -74,6 +75,18 @@ def log_rows(chunk_size: int = 5000, *, start: int = 1) -> Iterator[Row]:
                 *row[12:],
             )
         )
+        if len(batch) >= chunk_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def log_rows(chunk_size: int = 5000, *, start: int = 1) -> Iterator[Row]:
+    """Every integrated event in seq order, as ``logcheck.Row`` objects."""
+    for batch in log_batches(chunk_size, start=start):
+        for row in batch:
+            yield _row(row)
 
 
 def _row(values) -> Row:

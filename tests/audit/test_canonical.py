@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit import canonical
-from audit.eventcodec import CANONICAL_FIELDS, canonical_bytes
+from audit.eventcodec import CANONICAL_FIELDS, canonical_bytes, event_canonical
 
 json_scalars = (
     st.none()
@@ -113,3 +113,30 @@ def test_event_codec_equals_generic_canonicalisation(fields):
     expected = rfc8785.dumps(fields)
     assert canonical_bytes(fields, payload_text) == expected
     assert canonical_bytes(fields) == expected
+    values = {name: value for name, value in fields.items() if name != "payload"}
+    assert event_canonical(**values, payload_text=payload_text) == expected
+
+
+def test_the_event_formatter_refuses_what_the_codec_refuses():
+    good = {
+        "seq": 1,
+        "prev_hash": "0" * 64,
+        "id": "6c2f1d2e-2b1b-4f4f-9a55-5a8d2c1e0f11",
+        "timestamp": "2026-11-21T13:53:00.123456Z",
+        "event_type": "test.event",
+        "agent_id": None,
+        "session_id": None,
+        "workflow_id": None,
+        "run_id": None,
+        "actor": "system:test",
+        "verdict": None,
+        "result": "success",
+        "reason": "",
+        "payload_text": "{}",
+    }
+    assert event_canonical(**good) == canonical_bytes(
+        {k: v for k, v in good.items() if k != "payload_text"} | {"payload": {}}, "{}"
+    )
+    for name, bad in [("seq", "1"), ("seq", True), ("actor", 5), ("verdict", b"ALLOW")]:
+        with pytest.raises(canonical.CanonicalizationError):
+            event_canonical(**(good | {name: bad}))

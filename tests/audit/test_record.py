@@ -128,3 +128,39 @@ def test_concurrent_writers_get_a_gap_free_chain():
     from django.core.management import call_command
 
     call_command("verify_log")
+
+
+def test_one_batch_across_a_key_rotation_signs_each_event_with_its_key(db, tmp_path):
+    """Events recorded before and after a rotation, integrated in one pass: each is signed
+    with the key valid at its timestamp (the batch is picked event by event)."""
+    from django.core.management import call_command
+
+    from audit.keys import keyring
+
+    with override_settings(WARDEN_KEY_DIR=tmp_path / "keys", WARDEN_INTEGRATOR="process"):
+        with transaction.atomic():
+            before = [record("test.event", actor="system:test") for _ in range(3)]
+        old = keyring().public_keys()[-1]
+        new = keyring().rotate()
+        with transaction.atomic():
+            after = [record("test.event", actor="system:test") for _ in range(2)]
+        assert PendingEvent.objects.count() == 5
+        assert integrate_pending(wait=True) == 5
+        keys = dict(EventLogEntry.objects.values_list("event_id", "key_id"))
+        assert [keys[e.arrival] for e in before] == [old.key_id] * 3
+        assert [keys[e.arrival] for e in after] == [new.key_id] * 2
+        call_command("verify_log")
+
+
+def test_an_integration_pass_is_a_few_statements(db, django_assert_max_num_queries):
+    """A batch is read in one query and written in one statement (plus the log head, the
+    lock, the checkpoint check and the queue check), however many events it holds."""
+    with transaction.atomic():
+        for i in range(300):
+            record("test.event", actor="system:test", payload={"i": i})
+    # SQLite writes the batch with executemany: two statements, as on PostgreSQL's one.
+    with django_assert_max_num_queries(8):
+        assert integrate_pending(wait=True) == 300
+    assert list(EventLogEntry.objects.order_by("seq").values_list("seq", flat=True)) == list(
+        range(1, 301)
+    )

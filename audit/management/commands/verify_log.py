@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit import selectors
 from audit.keys import KeyringError, keyring, parse_keys
-from audit.logcheck import check_rows
+from audit.logcheck import check_batches
 
 
 class Command(BaseCommand):
@@ -48,8 +48,8 @@ class Command(BaseCommand):
             raise CommandError(f"unusable input: {exc}") from exc
 
         started = time.perf_counter()
-        report = check_rows(
-            selectors.log_rows(),
+        report = check_batches(
+            selectors.log_batches(),
             public_keys,
             selectors.checkpoints(),
             against=external,
