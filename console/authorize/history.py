@@ -81,13 +81,16 @@ def _window(ctx, *, since, pattern=None) -> tuple[str, list]:
         names, name_params = f" AND {clause}", [value]
     runs = " OR ".join(["(resolution = %s AND start >= %s AND start < %s)"] * len(cover.runs))
     run_params = [value for run in cover.runs for value in run]
+    # One simple range per edge (UNION ALL, not OR): each is then an index range on
+    # (agent, name, created_at) or (agent, created_at) whatever the table's statistics say.
     edges, edge_params = [], []
     for low, low_inclusive, high, high_inclusive in cover.edges:
         edges.append(
-            f"(created_at {'>=' if low_inclusive else '>'} %s "
-            f"AND created_at {'<=' if high_inclusive else '<'} %s)"
+            f"SELECT amount, verdict FROM {TABLE} WHERE agent_id = %s{names} "
+            f"AND created_at {'>=' if low_inclusive else '>'} %s "
+            f"AND created_at {'<=' if high_inclusive else '<'} %s"
         )
-        edge_params += [_time(low), _time(high)]
+        edge_params += [agent, *name_params, _time(low), _time(high)]
     rolled = (
         "SELECT SUM(count) AS n, SUM(amount) AS a, SUM(committed_amount) AS c "
         f"FROM {ROLLUPS} WHERE agent_id = %s{names} AND ({runs or '1 = 0'})"
@@ -95,13 +98,13 @@ def _window(ctx, *, since, pattern=None) -> tuple[str, list]:
     raw = (
         "SELECT COUNT(*) AS n, SUM(amount) AS a, "
         f"SUM(CASE WHEN verdict IN ('ALLOW', 'REQUIRE_APPROVAL') THEN amount END) AS c "
-        f"FROM {TABLE} WHERE agent_id = %s{names} AND ({' OR '.join(edges)})"
+        f"FROM ({' UNION ALL '.join(edges)}) AS edges"
     )
     sql = (
         "SELECT COALESCE(r.n, 0) + e.n, COALESCE(r.a, 0) + COALESCE(e.a, 0), "
         f"COALESCE(r.c, 0) + COALESCE(e.c, 0) FROM ({rolled}) AS r, ({raw}) AS e"
     )
-    return sql, [agent, *name_params, *run_params, agent, *name_params, *edge_params]
+    return sql, [agent, *name_params, *run_params, *edge_params]
 
 
 def _rolled(ctx) -> bool:

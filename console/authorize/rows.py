@@ -1,7 +1,7 @@
 """Plain-SQL writes and locks for the governed-action path (one statement each).
 
 Every proposal inserts an ``Action`` and an ``IdempotencyRecord``, locks its session and
-moves the session's counters. The ORM spends more CPU compiling those statements than the
+moves the session's counters (the three writes in one round trip: ``execute``). The ORM spends more CPU compiling those statements than the
 database spends running them, so they are written once here, with values prepared by the
 models' own fields (as ``audit.services`` does for events).
 """
@@ -19,8 +19,9 @@ from django.db import connection, models
 AGENT_LOCK_CLASS = 0x57414754
 
 
-def insert(instance: models.Model) -> None:
-    """INSERT one new model instance (every concrete field, defaults applied)."""
+def insert_statement(instance: models.Model) -> tuple[str, list]:
+    """The INSERT of one new model instance (every concrete field, defaults applied), for
+    ``execute``."""
     meta = instance._meta
     fields = [
         f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))
@@ -28,10 +29,26 @@ def insert(instance: models.Model) -> None:
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     values = [f.get_db_prep_save(getattr(instance, f.attname), connection) for f in fields]
     marks = ", ".join(["%s"] * len(values))
+    return f"INSERT INTO {meta.db_table} ({columns}) VALUES ({marks})", values
+
+
+def execute(statements: list[tuple[str, list]]) -> None:
+    """Run writes that return nothing in one round trip where the connection allows it:
+    PostgreSQL's client-side binding (Django's default) sends them as one query; SQLite
+    takes them one by one. They run in order, in the caller's transaction."""
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {meta.db_table} ({columns}) VALUES ({marks})", values)
-    instance._state.adding = False
-    instance._state.db = connection.alias
+        if connection.vendor == "postgresql" and not _server_side_binding():
+            cursor.execute(
+                "; ".join(sql for sql, _ in statements),
+                [value for _, params in statements for value in params],
+            )
+            return
+        for sql, params in statements:
+            cursor.execute(sql, params)
+
+
+def _server_side_binding() -> bool:
+    return bool(connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
 
 
 def locked(model: type[models.Model], pk: Any) -> models.Model:
@@ -60,16 +77,18 @@ def lock_agent(agent_id: Any) -> None:
         )
 
 
-def count_session_action(session_model, session_id: Any, spend: Decimal) -> None:
+def count_session_action_statement(
+    session_model, session_id: Any, spend: Decimal
+) -> tuple[str, list]:
+    """The UPDATE of a session's counters for one more action, for ``execute``."""
     meta = session_model._meta
     spend_value = meta.get_field("spend_total").get_db_prep_save(spend, connection)
     key = meta.pk.get_db_prep_value(session_id, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {meta.db_table} SET action_count = action_count + 1, "
-            f"spend_total = spend_total + %s WHERE {meta.pk.column} = %s",
-            [spend_value, key],
-        )
+    return (
+        f"UPDATE {meta.db_table} SET action_count = action_count + 1, "
+        f"spend_total = spend_total + %s WHERE {meta.pk.column} = %s",
+        [spend_value, key],
+    )
 
 
 def stored_answer(record_model, agent_id: Any, key: str, lock: tuple[int, int] | None):

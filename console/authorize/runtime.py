@@ -333,15 +333,11 @@ def evaluate_action(
             event_id=event.id,
             created_at=now,
         )
-        rows.insert(action)
         spend = amount if amount and str(outcome.verdict) in COMMITTED_VERDICTS else Decimal("0")
-        rows.count_session_action(AgentSession, session.pk, spend)
-        if outcome.verdict is Verdict.HALT and not halted:
-            halt_session(
-                session,
-                actor=agent.actor,
-                reason=f"HALT by {outcome.source}: {outcome.reason}"[:2000],
-            )
+        writes = [
+            rows.insert_statement(action),
+            rows.count_session_action_statement(AgentSession, session.pk, spend),
+        ]
         answer = {
             "action_id": str(action_id),
             "verdict": str(outcome.verdict),
@@ -354,14 +350,20 @@ def evaluate_action(
             "event_id": str(event.id),
         }
         if idempotency_key is not None:
-            rows.insert(
-                IdempotencyRecord(
-                    agent_id=agent.id,
-                    key=idempotency_key,
-                    request_sha256=request_digest or "",
-                    response=answer,
-                    action_id=action_id,
-                )
+            record_answer = IdempotencyRecord(
+                agent_id=agent.id,
+                key=idempotency_key,
+                request_sha256=request_digest or "",
+                response=answer,
+                action_id=action_id,
+            )
+            writes.append(rows.insert_statement(record_answer))
+        rows.execute(writes)
+        if outcome.verdict is Verdict.HALT and not halted:
+            halt_session(
+                session,
+                actor=agent.actor,
+                reason=f"HALT by {outcome.source}: {outcome.reason}"[:2000],
             )
     return answer
 

@@ -690,3 +690,20 @@ def test_precedence_across_layers_halt_beats_block_beats_approval(governed, admi
     }
     assert verdicts["scope"] == "BLOCK" and verdicts["tier"] == "REQUIRE_APPROVAL"
     assert AgentSession.objects.get(pk=session.pk).status == "halted"
+
+
+def test_the_action_its_session_counters_and_its_answer_are_one_write(governed, t0):
+    agent, session = governed()
+    with CaptureQueriesContext(connection) as captured:
+        propose(agent, session, "x", amount=Decimal("5"), idempotency_key="k-1", now=t0)
+    writes = [
+        q["sql"]
+        for q in captured.captured_queries
+        if "INSERT INTO console_action " in q["sql"]
+        or "UPDATE console_agentsession SET action_count" in q["sql"]
+        or "INSERT INTO console_idempotencyrecord" in q["sql"]
+    ]
+    # PostgreSQL (client-side binding) takes the three in one round trip.
+    assert len(writes) == (1 if connection.vendor == "postgresql" else 3)
+    session.refresh_from_db()
+    assert (session.action_count, session.spend_total) == (1, Decimal("5"))
