@@ -51,14 +51,21 @@ def _server_side_binding() -> bool:
     return bool(connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
 
 
-def locked(model: type[models.Model], pk: Any) -> models.Model:
+def locked(model: type[models.Model], pk: Any, *, also: str = "") -> models.Model:
     """The row with primary key ``pk``, locked FOR UPDATE until the transaction ends
-    (SQLite: its IMMEDIATE transaction already holds the write lock)."""
+    (SQLite: its IMMEDIATE transaction already holds the write lock). ``also``: extra
+    select-list expressions (``(SELECT …) AS name``), read in the same round trip and set
+    on the instance."""
     meta = model._meta
     key = meta.pk.get_db_prep_value(pk, connection)
     lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
+    extra = f", {also}" if also else ""
     rows = list(
-        model.objects.raw(f"SELECT * FROM {meta.db_table} WHERE {meta.pk.column} = %s{lock}", [key])
+        model.objects.raw(
+            f"SELECT {meta.db_table}.*{extra} FROM {meta.db_table} "
+            f"WHERE {meta.pk.column} = %s{lock}",
+            [key],
+        )
     )
     if not rows:
         raise model.DoesNotExist(f"no {meta.model_name} {pk}")

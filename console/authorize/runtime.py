@@ -106,7 +106,8 @@ def _lock(agent, session):
     """
     from console.models import AgentSession
 
-    locked = rows.locked(AgentSession, session.pk)
+    # The configuration's version token comes with the session row (one round trip).
+    locked = rows.locked(AgentSession, session.pk, also=f"({CONFIG_TOKEN_SQL}) AS config_token")
     rows.lock_agent(agent.id)
     return agent, locked
 
@@ -115,17 +116,23 @@ _config_lock = threading.Lock()
 _config_cache: tuple[Any, tuple[list, list, list]] | None = None
 
 
+CONFIG_TOKEN_SQL = f"SELECT token FROM {ConfigVersion._meta.db_table} WHERE id = 1"
+_UNREAD: Any = object()
+
+
 def _config_token():
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT token FROM {ConfigVersion._meta.db_table} WHERE id = 1")
+        cursor.execute(CONFIG_TOKEN_SQL)
         row = cursor.fetchone()
     return row[0] if row else None
 
 
-def _live_config() -> tuple[list, list, list]:
-    """Every active policy, rule and guardrail, read once per configuration version."""
+def _live_config(token=_UNREAD) -> tuple[list, list, list]:
+    """Every active policy, rule and guardrail, read once per configuration version
+    (``token``: the version as already read in this transaction)."""
     global _config_cache
-    token = _config_token()
+    if token is _UNREAD:
+        token = _config_token()  # the raw column, as the session lock reads it too
     cached = _config_cache
     if token is not None and cached is not None and cached[0] == token:
         return cached[1]
@@ -140,10 +147,11 @@ def _live_config() -> tuple[list, list, list]:
     return loaded
 
 
-def load_config(agent) -> Config:
+def load_config(agent, *, token=_UNREAD) -> Config:
     """The configuration that applies to ``agent`` (for it or for every agent), in
-    evaluation order; the shared part is cached per configuration version (one query)."""
-    policies, rules, guardrails = _live_config()
+    evaluation order; the shared part is cached per configuration version (one query, or
+    none when the caller read the ``token`` already)."""
+    policies, rules, guardrails = _live_config(token)
 
     def mine(items):
         return [item for item in items if item.agent_id is None or item.agent_id == agent.id]
@@ -246,14 +254,16 @@ def evaluate_action(
             args_sha256=args_sha256(args),
         )
         if halted:
-            config = Config(guardrails=load_config(agent).guardrails)
+            config = Config(guardrails=load_config(agent, token=session.config_token).guardrails)
             ctx = Context(agent, session, proposal, now, config)
             refusal = Finding(
                 "session", "session", Verdict.HALT, "the session is halted", severity="minor"
             )
             evaluation = pipeline.run(ctx, layers=(guardrail_layer,), extra=[refusal])
         else:
-            ctx = Context(agent, session, proposal, now, load_config(agent))
+            ctx = Context(
+                agent, session, proposal, now, load_config(agent, token=session.config_token)
+            )
             evaluation = pipeline.run(ctx)
         outcome = evaluation.outcome
         action_id = uuid.uuid4()
