@@ -1,9 +1,10 @@
-"""Plain-SQL writes and locks for the governed-action path (one statement each).
+"""Plain-SQL writes and locks for the governed-action path.
 
 Every proposal inserts an ``Action`` and an ``IdempotencyRecord``, locks its session and
-moves the session's counters (the three writes in one round trip: ``execute``). The ORM spends more CPU compiling those statements than the
-database spends running them, so they are written once here, with values prepared by the
-models' own fields (as ``audit.services`` does for events).
+moves the session's counters (the three writes in one round trip: ``execute``). The ORM
+spends more CPU compiling those statements than the database spends running them, so they
+are written once here, with values prepared by the models' own fields (as
+``audit.services`` does for events).
 """
 
 from __future__ import annotations
