@@ -10,6 +10,7 @@ quickly.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -126,3 +127,40 @@ def event_canonical(
             _text("workflow_id", workflow_id),
         )
     ).encode("utf-8")
+
+
+def content_leaf(seq: int, prev_hash: str, content) -> bytes:
+    """The leaf hash of an event from ``seq``, ``prev_hash`` and its content as a sequence of
+    strings in ``logcheck.ROW_FIELDS`` order (id … reason, payload text): what the
+    integrator writes and ``verify_log`` recomputes."""
+    (
+        event_id,
+        timestamp,
+        event_type,
+        agent_id,
+        session_id,
+        workflow_id,
+        run_id,
+        actor,
+        verdict,
+        result,
+        reason,
+        payload_text,
+    ) = content
+    canonical = event_canonical(
+        seq=seq,
+        prev_hash=prev_hash,
+        id=event_id,
+        timestamp=timestamp,
+        event_type=event_type,
+        agent_id=agent_id,
+        session_id=session_id,
+        workflow_id=workflow_id,
+        run_id=run_id,
+        actor=actor,
+        verdict=verdict,
+        result=result,
+        reason=reason,
+        payload_text=payload_text,
+    )
+    return hashlib.sha256(b"\x00" + canonical).digest()

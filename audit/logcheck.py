@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -30,7 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from . import canonical
-from .eventcodec import ZERO_HASH, event_canonical
+from .eventcodec import ZERO_HASH, content_leaf
 from .keys import PublicKey
 from .merkle import Frontier
 from .timefmt import parse_timestamp
@@ -225,30 +224,13 @@ def check_chunk(
     hash. Returns the leaf hashes the contents hash to, for the Merkle tree.
     """
     verify = _signature_verifier()
-    sha256 = hashlib.sha256
     failures: list[tuple[int, str, str]] = []
     fail = failures.append
     leaves = []
     checked = 0
-    for (
-        seq,
-        stored_prev,
-        stored_leaf,
-        signature_text,
-        key_id,
-        event_id,
-        timestamp,
-        event_type,
-        agent_id,
-        session_id,
-        workflow_id,
-        run_id,
-        actor,
-        verdict,
-        result,
-        reason,
-        payload_text,
-    ) in rows:
+    for row in rows:
+        seq, stored_prev, stored_leaf, signature_text, key_id = row[:5]
+        timestamp = row[6]
         if seq != expected_seq:
             if seq > expected_seq:
                 fail((expected_seq, "sequence", f"events {expected_seq}..{seq - 1} are missing"))
@@ -258,25 +240,7 @@ def check_chunk(
         if stored_prev != prev_hash:
             fail((seq, "chain", "prev_hash does not match the previous event's leaf_hash"))
         try:
-            computed = sha256(
-                b"\x00"
-                + event_canonical(
-                    seq=seq,
-                    prev_hash=stored_prev,
-                    id=event_id,
-                    timestamp=timestamp,
-                    event_type=event_type,
-                    agent_id=agent_id,
-                    session_id=session_id,
-                    workflow_id=workflow_id,
-                    run_id=run_id,
-                    actor=actor,
-                    verdict=verdict,
-                    result=result,
-                    reason=reason,
-                    payload_text=payload_text,
-                )
-            ).digest()
+            computed = content_leaf(seq, stored_prev, row[5:17])
         except (canonical.CanonicalizationError, TypeError) as exc:
             fail((seq, "content", f"event cannot be canonicalised: {exc}"))
             computed = _NO_LEAF

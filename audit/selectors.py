@@ -15,6 +15,23 @@ from .logcheck import Row
 from .models import Checkpoint, EventLogEntry, GovernanceEvent
 from .timefmt import format_timestamp
 
+# An event's content as ``values_list`` lookups from a row that points at it (``event``), in
+# ``logcheck.ROW_FIELDS`` order: what the integrator hashes and ``verify_log`` re-checks.
+EVENT_CONTENT_LOOKUPS = (
+    "event__id",
+    "event__timestamp",
+    "event__event_type",
+    "event__agent_id",
+    "event__session_id",
+    "event__workflow_id",
+    "event__run_id",
+    "event__actor",
+    "event__verdict",
+    "event__result",
+    "event__reason",
+    "event__payload_json",
+)
+
 _PG_ROWS = """
 SELECT l.seq, l.prev_hash, l.leaf_hash, l.signature, l.key_id, e.id::text,
        to_char(e.timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
@@ -39,25 +56,7 @@ def log_batches(chunk_size: int = 10_000, *, start: int = 1) -> Iterator[list[tu
             while rows := cursor.fetchmany(chunk_size):
                 yield rows
         return
-    fields = (
-        "seq",
-        "prev_hash",
-        "leaf_hash",
-        "signature",
-        "key_id",
-        "event__id",
-        "event__timestamp",
-        "event__event_type",
-        "event__agent_id",
-        "event__session_id",
-        "event__workflow_id",
-        "event__run_id",
-        "event__actor",
-        "event__verdict",
-        "event__result",
-        "event__reason",
-        "event__payload_json",
-    )
+    fields = ("seq", "prev_hash", "leaf_hash", "signature", "key_id", *EVENT_CONTENT_LOOKUPS)
     queryset = EventLogEntry.objects.filter(seq__gte=start).order_by("seq").values_list(*fields)
     batch = []
     for row in queryset.iterator(chunk_size=chunk_size):

@@ -26,7 +26,6 @@ import base64
 import datetime as dt
 import decimal
 import enum
-import hashlib
 import logging
 import os
 import re
@@ -45,7 +44,7 @@ from django.utils import timezone
 from console.errors import Invalid
 
 from . import canonical
-from .eventcodec import ZERO_HASH, event_canonical
+from .eventcodec import ZERO_HASH, content_leaf
 from .keys import keyring, signing_function
 from .merkle import Frontier
 from .models import (
@@ -56,6 +55,7 @@ from .models import (
     PendingEvent,
     SessionEventCounter,
 )
+from .selectors import EVENT_CONTENT_LOOKUPS
 from .timefmt import format_timestamp, parse_timestamp
 
 log = logging.getLogger("warden.audit")
@@ -335,22 +335,7 @@ WITH taken AS (DELETE FROM audit_pendingevent WHERE id = ANY(%s::bigint[]))
 INSERT INTO audit_eventlogentry (seq, event_arrival, prev_hash, leaf_hash, signature, key_id)
 SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[])
 """
-_PENDING_FIELDS = (
-    "id",
-    "event_id",
-    "event__id",
-    "event__timestamp",
-    "event__event_type",
-    "event__agent_id",
-    "event__session_id",
-    "event__workflow_id",
-    "event__run_id",
-    "event__actor",
-    "event__verdict",
-    "event__result",
-    "event__reason",
-    "event__payload_json",
-)
+_PENDING_FIELDS = ("id", "event_id", *EVENT_CONTENT_LOOKUPS)
 
 
 def _pending_rows(batch_size: int) -> list[tuple]:
@@ -431,49 +416,15 @@ def _integrate_batch(batch_size: int) -> tuple[int, list[bytes], int]:
     # Timestamps are fixed-width RFC 3339 UTC text, so text order is time order.
     stamps = [row[3] for row in rows]
     one_key = signers.pick_range(parse_timestamp(min(stamps)), parse_timestamp(max(stamps)))
-    sha256 = hashlib.sha256
     b64 = base64.b64encode
     signing_functions: dict[str, Callable[[bytes], bytes]] = {}
     pending_ids = []
     entries = []
     leaves = []
-    for (
-        pending_id,
-        arrival,
-        event_id,
-        timestamp,
-        event_type,
-        agent_id,
-        session_id,
-        workflow_id,
-        run_id,
-        actor,
-        verdict,
-        result,
-        reason,
-        payload_text,
-        *_,
-    ) in rows:
+    for row in rows:
+        pending_id, arrival, timestamp = row[0], row[1], row[3]
         seq += 1
-        leaf = sha256(
-            b"\x00"
-            + event_canonical(
-                seq=seq,
-                prev_hash=prev_hash,
-                id=event_id,
-                timestamp=timestamp,
-                event_type=event_type,
-                agent_id=agent_id,
-                session_id=session_id,
-                workflow_id=workflow_id,
-                run_id=run_id,
-                actor=actor,
-                verdict=verdict,
-                result=result,
-                reason=reason,
-                payload_text=payload_text,
-            )
-        ).digest()
+        leaf = content_leaf(seq, prev_hash, row[2:14])
         key_id, private = one_key or signers.pick(parse_timestamp(timestamp))
         sign = signing_functions.get(key_id) or signing_functions.setdefault(
             key_id, signing_function(private)
