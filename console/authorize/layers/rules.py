@@ -78,18 +78,16 @@ def reads(ctx: Context) -> list[tuple]:
 
 def check(rule, ctx: Context) -> tuple[bool, str] | None:
     """(triggered, reason) for one rule, or None when it does not apply to this action."""
+    if read_for(rule, ctx) is None:  # applicability is decided there, once
+        return None
     proposal = ctx.proposal
     name = proposal.name
     since = _since(rule, ctx)
     within = window_text(rule.window_seconds)
     if rule.kind == "sequence":
-        if not matches(name, rule.then_pattern):
-            return None
         if history.exists(ctx, pattern=rule.pattern, since=since):
             return True, f"{rule.pattern} then {name} within {within}"
         return False, f"no {rule.pattern} before {name} within {within}"
-    if not matches(name, rule.pattern):
-        return None
     if rule.kind == "rate":
         limit = int(rule.threshold or 0)
         # Counting stops one past the threshold: enough to decide, and cheap for busy agents.
@@ -108,13 +106,10 @@ def check(rule, ctx: Context) -> tuple[bool, str] | None:
             total > limit,
             f"{rule.pattern} amounts {total:f} within {within} (over {limit:f} triggers)",
         )
-    if rule.kind == "first_seen":
-        if not proposal.target:
-            return None
-        if history.exists(ctx, target=proposal.target, since=since, seen=True):
-            return False, f"{proposal.target} seen before"
-        return True, f"first time this agent acts on {proposal.target}"
-    return None
+    # first_seen (read_for admits no other kind)
+    if history.exists(ctx, target=proposal.target, since=since, seen=True):
+        return False, f"{proposal.target} seen before"
+    return True, f"first time this agent acts on {proposal.target}"
 
 
 def finding(rule, ctx: Context) -> Finding | None:
