@@ -243,15 +243,30 @@ def start_server(url: str, workers: int, integrator: str) -> tuple[subprocess.Po
         env=env_for(url, integrator),
         start_new_session=True,
     )
+    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, f"http://127.0.0.1:{port}"
+                break
         except OSError:
             time.sleep(0.1)
-    stop(process)
-    raise RuntimeError("uvicorn did not start")
+    else:
+        stop(process)
+        raise RuntimeError("uvicorn did not start")
+    # Every worker answering: a connection accepted before a worker has loaded Django is
+    # dropped when it fails to start in time.
+    import httpx
+
+    answered = 0
+    while answered < 4 * workers and time.monotonic() < deadline:
+        try:
+            httpx.get(f"{base}/healthz", timeout=5).raise_for_status()
+            answered += 1
+        except httpx.HTTPError:
+            answered = 0
+            time.sleep(0.2)
+    return process, base
 
 
 def start_integrator(url: str) -> subprocess.Popen:

@@ -40,80 +40,91 @@ def _time(value: dt.datetime):
     return _CREATED.get_db_prep_value(value, connection)
 
 
-def _where(ctx, *, since=None, pattern=None, target=None, seen=False) -> tuple[str, list]:
+class Params:
+    """Named placeholders for one statement, one per distinct value and kind: a proposal's
+    reads share the agent, ``now`` and most bucket bounds, so its statement binds a few
+    dozen values instead of a hundred, and psycopg (which converts statements of at most
+    50 parameters once, not on every run) caches its conversion. ``kind`` keeps values
+    that are equal but bound to columns of different types apart."""
+
+    def __init__(self):
+        self._names: dict[tuple, str] = {}
+
+    def __call__(self, value, kind: str) -> str:
+        key = (kind, type(value), value)
+        name = self._names.get(key)
+        if name is None:
+            name = self._names[key] = f"p{len(self._names)}"
+        return f"%({name})s"
+
+    def values(self) -> dict:
+        return {name: key[2] for key, name in self._names.items()}
+
+
+def _where(ctx, p: Params, *, since=None, pattern=None, target=None, seen=False) -> str:
     strict = ctx.exclude_action_id is not None  # a backtest: strictly before the action
-    clauses = ["agent_id = %s", "created_at < %s" if strict else "created_at <= %s"]
-    params = [_uuid(ctx.agent.id), _time(ctx.now)]
+    now = p(_time(ctx.now), "time")
+    clauses = [f"agent_id = {p(_uuid(ctx.agent.id), 'agent')}"]
+    clauses.append(f"created_at < {now}" if strict else f"created_at <= {now}")
     if strict:
-        clauses.append("id <> %s")
-        params.append(_uuid(ctx.exclude_action_id))
+        clauses.append(f"id <> {p(_uuid(ctx.exclude_action_id), 'action')}")
     if since is not None:
-        clauses.append("created_at > %s")
-        params.append(_time(since))
+        clauses.append(f"created_at > {p(_time(since), 'time')}")
     if pattern is not None:
-        clause, value = _name(pattern)
-        clauses.append(clause)
-        params.append(value)
+        clauses.append(_name(pattern, p))
     if target is not None:
-        clauses.append("target = %s")
-        params.append(target)
+        clauses.append(f"target = {p(target, 'target')}")
     if seen:
         clauses.append("(verdict = 'ALLOW' OR result_status IS NOT NULL)")
-    return " AND ".join(clauses), params
+    return " AND ".join(clauses)
 
 
-def _name(pattern: str) -> tuple[str, str]:
+def _name(pattern: str, p: Params) -> str:
     if is_literal(pattern):
-        return "name = %s", pattern
-    return ("name ~ %s" if connection.vendor == "postgresql" else "name REGEXP %s"), sql_regex(
-        pattern
-    )
+        return f"name = {p(pattern, 'name')}"
+    operator = "~" if connection.vendor == "postgresql" else "REGEXP"
+    return f"name {operator} {p(sql_regex(pattern), 'name')}"
 
 
-def _window(ctx, *, since, pattern=None) -> tuple[str, list]:
+def _window(ctx, p: Params, *, since, pattern=None) -> str:
     """One row ``(count, amount, committed amount)`` of the agent's actions (matching
     ``pattern``) with ``since < created_at <= now``: rollup buckets plus raw edges."""
     cover = buckets.cover(since, ctx.now)
-    agent = _uuid(ctx.agent.id)
-    names, name_params = ("", [])
-    if pattern is not None:
-        clause, value = _name(pattern)
-        names, name_params = f" AND {clause}", [value]
-    runs = " OR ".join(["(resolution = %s AND start >= %s AND start < %s)"] * len(cover.runs))
-    run_params = [value for run in cover.runs for value in run]
+    agent = p(_uuid(ctx.agent.id), "agent")
+    names = "" if pattern is None else f" AND {_name(pattern, p)}"
+    runs = " OR ".join(
+        f"(resolution = {p(size, 'size')} AND start >= {p(low, 'second')} "
+        f"AND start < {p(high, 'second')})"
+        for size, low, high in cover.runs
+    )
+    parts = []
+    if runs:
+        parts.append(
+            f"SELECT count AS n, amount AS a, committed_amount AS c FROM {ROLLUPS} "
+            f"WHERE agent_id = {agent}{names} AND ({runs})"
+        )
     # One simple range per edge (UNION ALL, not OR): each is then an index range on
     # (agent, name, created_at) or (agent, created_at) whatever the table's statistics say.
-    edges, edge_params = [], []
     for low, low_inclusive, high, high_inclusive in cover.edges:
-        edges.append(
-            f"SELECT amount, verdict FROM {TABLE} WHERE agent_id = %s{names} "
-            f"AND created_at {'>=' if low_inclusive else '>'} %s "
-            f"AND created_at {'<=' if high_inclusive else '<'} %s"
+        parts.append(
+            "SELECT 1 AS n, amount AS a, CASE WHEN verdict IN ('ALLOW', 'REQUIRE_APPROVAL') "
+            f"THEN amount END AS c FROM {TABLE} WHERE agent_id = {agent}{names} "
+            f"AND created_at {'>=' if low_inclusive else '>'} {p(_time(low), 'time')} "
+            f"AND created_at {'<=' if high_inclusive else '<'} {p(_time(high), 'time')}"
         )
-        edge_params += [agent, *name_params, _time(low), _time(high)]
-    rolled = (
-        "SELECT SUM(count) AS n, SUM(amount) AS a, SUM(committed_amount) AS c "
-        f"FROM {ROLLUPS} WHERE agent_id = %s{names} AND ({runs or '1 = 0'})"
+    return (
+        "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(a), 0), COALESCE(SUM(c), 0) "
+        f"FROM ({' UNION ALL '.join(parts)}) AS w"
     )
-    raw = (
-        "SELECT COUNT(*) AS n, SUM(amount) AS a, "
-        f"SUM(CASE WHEN verdict IN ('ALLOW', 'REQUIRE_APPROVAL') THEN amount END) AS c "
-        f"FROM ({' UNION ALL '.join(edges)}) AS edges"
-    )
-    sql = (
-        "SELECT COALESCE(r.n, 0) + e.n, COALESCE(r.a, 0) + COALESCE(e.a, 0), "
-        f"COALESCE(r.c, 0) + COALESCE(e.c, 0) FROM ({rolled}) AS r, ({raw}) AS e"
-    )
-    return sql, [agent, *name_params, *run_params, *edge_params]
 
 
 def _rolled(ctx) -> bool:
     return ctx.exclude_action_id is None
 
 
-def _one(sql: str, params: list):
+def _one(sql: str, p: Params):
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, p.values())
         return cursor.fetchone()
 
 
@@ -135,11 +146,11 @@ def _prepared_cursor():
     return connection.make_cursor(cursor)
 
 
-def _seen(ctx, *, target: str, since) -> tuple[str, list]:
+def _seen(ctx, p: Params, *, target: str, since) -> str:
     """One row: 1 if the agent already acted on ``target`` (ALLOWed, or a result was
     reported) within the window, else 0."""
-    where, params = _where(ctx, since=since, target=target, seen=True)
-    return f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE {where} LIMIT 1) AS seen", params
+    where = _where(ctx, p, since=since, target=target, seen=True)
+    return f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE {where} LIMIT 1) AS seen"
 
 
 # --- reading ahead: every read of one proposal in one statement ------------------------
@@ -163,16 +174,16 @@ def prefetch(ctx, reads) -> None:
     reads = [read for read in dict.fromkeys(reads) if read not in ctx.reads]
     if not reads or not _rolled(ctx):
         return
-    parts, params = [], []
+    p = Params()
+    parts = []
     for index, (kind, key, since) in enumerate(reads):
         if kind == "window":
-            sql, values = _window(ctx, since=since, pattern=key)
+            sql = _window(ctx, p, since=since, pattern=key)
         else:
-            sql, values = _seen(ctx, target=key, since=since)
+            sql = _seen(ctx, p, target=key, since=since)
         parts.append(f"({sql}) AS r{index}")
-        params += values
     with _prepared_cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {', '.join(parts)}", params)
+        cursor.execute(f"SELECT * FROM {', '.join(parts)}", p.values())
         row = cursor.fetchone()
     position = 0
     for read in reads:
@@ -199,20 +210,23 @@ def count(ctx, *, pattern: str, since=None, limit: int | None = None) -> int:
     if _rolled(ctx):
         found = int(_read(ctx, window(pattern, since))[0])
         return found if limit is None else min(found, limit)
-    where, params = _where(ctx, since=since, pattern=pattern)
+    p = Params()
+    where = _where(ctx, p, since=since, pattern=pattern)
     if limit is None:
-        return _one(f"SELECT COUNT(*) FROM {TABLE} WHERE {where}", params)[0]
+        return _one(f"SELECT COUNT(*) FROM {TABLE} WHERE {where}", p)[0]
     return _one(
-        f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE {where} LIMIT %s) AS hits",
-        [*params, limit],
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE {where} "
+        f"LIMIT {p(limit, 'limit')}) AS hits",
+        p,
     )[0]
 
 
 def total(ctx, *, pattern: str, since=None) -> Decimal:
     if _rolled(ctx):
         return money(_read(ctx, window(pattern, since))[1])
-    where, params = _where(ctx, since=since, pattern=pattern)
-    return money(_one(f"SELECT SUM(amount) FROM {TABLE} WHERE {where}", params)[0])
+    p = Params()
+    where = _where(ctx, p, since=since, pattern=pattern)
+    return money(_one(f"SELECT SUM(amount) FROM {TABLE} WHERE {where}", p)[0])
 
 
 def exists(
@@ -222,8 +236,9 @@ def exists(
         return count(ctx, pattern=pattern, since=since) > 0
     if _rolled(ctx) and pattern is None and target is not None and seen:
         return bool(_read(ctx, seen_target(target, since))[0])
-    where, params = _where(ctx, since=since, pattern=pattern, target=target, seen=seen)
-    return _one(f"SELECT 1 FROM {TABLE} WHERE {where} LIMIT 1", params) is not None
+    p = Params()
+    where = _where(ctx, p, since=since, pattern=pattern, target=target, seen=seen)
+    return _one(f"SELECT 1 FROM {TABLE} WHERE {where} LIMIT 1", p) is not None
 
 
 def last_day(ctx) -> dict:
@@ -239,13 +254,15 @@ def last_day(ctx) -> dict:
             "actions_last_hour": int(last_hour[0]),
             "spend_last_day": money(last_day[2]),
         }
-    where, params = _where(ctx, since=day)
+    p = Params()
+    hour_start = p(_time(hour), "time")
+    where = _where(ctx, p, since=day)
     row = _one(
         f"SELECT COUNT(*), "
-        f"SUM(CASE WHEN created_at > %s THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN created_at > {hour_start} THEN 1 ELSE 0 END), "
         f"SUM(CASE WHEN verdict IN ('ALLOW', 'REQUIRE_APPROVAL') THEN amount END) "
         f"FROM {TABLE} WHERE {where}",
-        [_time(hour), *params],
+        p,
     )
     return {
         "actions_last_day": row[0] or 0,

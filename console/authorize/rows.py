@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,9 @@ from django.db import connection, models
 
 # pg_advisory_xact_lock(class, key) class of the per-agent decision lock ("WAGT").
 AGENT_LOCK_CLASS = 0x57414754
+
+# A select-list expression: this transaction commits without waiting for its WAL flush.
+COMMIT_WITHOUT_FLUSH = "set_config('synchronous_commit', 'off', true) AS commit_mode"
 
 
 def insert_statement(instance: models.Model) -> tuple[str, list]:
@@ -52,37 +56,33 @@ def _server_side_binding() -> bool:
     return bool(connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
 
 
-def locked(model: type[models.Model], pk: Any, *, also: str = "") -> models.Model:
+def locked(model: type[models.Model], pk: Any, *, also: str = "", then: str = "") -> models.Model:
     """The row with primary key ``pk``, locked FOR UPDATE until the transaction ends
     (SQLite: its IMMEDIATE transaction already holds the write lock). ``also``: extra
     select-list expressions (``(SELECT …) AS name``), read in the same round trip and set
-    on the instance."""
+    on the instance. ``then`` (PostgreSQL): an expression evaluated once the row is locked
+    (the row is locked in a materialised CTE, so the expression cannot run first), in the
+    same round trip: ``agent_lock``."""
     meta = model._meta
     key = meta.pk.get_db_prep_value(pk, connection)
-    lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
+    postgresql = connection.vendor == "postgresql"
+    lock = " FOR UPDATE" if postgresql else ""
     extra = f", {also}" if also else ""
-    rows = list(
-        model.objects.raw(
-            f"SELECT {meta.db_table}.*{extra} FROM {meta.db_table} "
-            f"WHERE {meta.pk.column} = %s{lock}",
-            [key],
-        )
-    )
+    sql = f"SELECT {meta.db_table}.*{extra} FROM {meta.db_table} WHERE {meta.pk.column} = %s{lock}"
+    if then and postgresql:
+        sql = f"WITH locked AS MATERIALIZED ({sql}) SELECT locked.*, {then} FROM locked"
+    rows = list(model.objects.raw(sql, [key]))
     if not rows:
         raise model.DoesNotExist(f"no {meta.model_name} {pk}")
     return rows[0]
 
 
-def lock_agent(agent_id: Any) -> None:
-    """Hold the agent's advisory lock until the transaction ends (PostgreSQL; SQLite's
-    IMMEDIATE transaction already serialises writers)."""
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, %s)",
-            [AGENT_LOCK_CLASS, zlib.crc32(str(agent_id).encode()) - 2**31],
-        )
+def agent_lock(agent_id: Any) -> str:
+    """The select-list expression that takes the agent's advisory lock until the
+    transaction ends (PostgreSQL; SQLite's IMMEDIATE transaction already serialises
+    writers): for ``locked(…, then=…)``."""
+    key = zlib.crc32(str(agent_id).encode()) - 2**31
+    return f"pg_advisory_xact_lock({AGENT_LOCK_CLASS}, {key}) AS agent_locked"
 
 
 def count_session_action_statement(
@@ -116,3 +116,36 @@ def stored_answer(record_model, agent_id: Any, key: str, lock: tuple[int, int] |
     if isinstance(response, str | bytes):
         response = json.loads(response)
     return bool(claimed), digest, response
+
+
+@contextmanager
+def durable_before_return():
+    """Around a transaction that serialises writers (an agent's proposals wait for each
+    other on the agent lock): yields True when the transaction may commit without waiting
+    for the disk (select ``COMMIT_WITHOUT_FLUSH`` in it) and then waits for the disk here,
+    after the commit, before the caller answers.
+
+    PostgreSQL holds a transaction's locks until its commit record is flushed, so the next
+    proposal of the agent would wait for this one's fsync too. Committing with
+    ``synchronous_commit`` off releases the locks at once; the flush that follows makes the
+    answer exactly as durable as a synchronous commit: nobody is answered before their
+    transaction is on disk. A later transaction that read this one's rows commits after it
+    in the same write-ahead log, so it is never durable without this one. (What another
+    reader sees in between is committed; after a crash in that window, it is gone together
+    with everything that depended on it, and no one was answered.)
+
+    Only for the outermost transaction on PostgreSQL: inside a caller's transaction the
+    commit is the caller's, and SQLite commits synchronously. Not on an exception: nothing
+    is answered then."""
+    deferred = connection.vendor == "postgresql" and not connection.in_atomic_block
+    yield deferred
+    if deferred:
+        wait_until_durable()
+
+
+def wait_until_durable() -> None:
+    """Return once every transaction this connection committed is on disk (PostgreSQL,
+    outside a transaction). A statement that takes a transaction id commits synchronously
+    (the session's setting), and its WAL flush covers every earlier commit record."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_xact_id()")

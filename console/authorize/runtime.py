@@ -21,6 +21,10 @@
    ``Action`` row; the session's counters; a HALT ends the session
    (``console.services.halt_session``, which pauses the agent when ``pause_on_halt``);
    the stored answer for the idempotency key; and the trust hook.
+5. PostgreSQL: the transaction commits without waiting for its WAL flush, which releases
+   the agent's lock at once, and the answer is returned only once the flush is done
+   (``rows.durable_before_return``): an agent's proposals no longer queue behind each
+   other's fsync, and no answer is given for a decision that is not on disk.
 
 :func:`report_result` — the result of an action: once per action (a retry with the same
 ``Idempotency-Key`` gets the first answer); refused for BLOCK / HALT actions (409
@@ -94,9 +98,11 @@ def _replay(agent, key: str, digest: str) -> dict | None:
     return response
 
 
-def _lock(agent, session):
+def _lock(agent, session, *, defer_flush: bool = False):
     """Lock the session row (its counters move under it), then the agent (its daily
-    budget and rule counts are read under it).
+    budget and rule counts are read under it). ``defer_flush``: the transaction commits
+    without waiting for the disk (``rows.durable_before_return``), so the next proposal of
+    the agent does not wait for this one's fsync.
 
     The agent is locked with an advisory lock, not its row: a HALT's ``halt_session`` and
     the containment services lock the agent row, and none of them takes this lock, so no
@@ -107,8 +113,10 @@ def _lock(agent, session):
     from console.models import AgentSession
 
     # The configuration's version token comes with the session row (one round trip).
-    locked = rows.locked(AgentSession, session.pk, also=f"({CONFIG_TOKEN_SQL}) AS config_token")
-    rows.lock_agent(agent.id)
+    also = f"({CONFIG_TOKEN_SQL}) AS config_token"
+    if defer_flush:
+        also += f", {rows.COMMIT_WITHOUT_FLUSH}"
+    locked = rows.locked(AgentSession, session.pk, also=also, then=rows.agent_lock(agent.id))
     return agent, locked
 
 
@@ -216,12 +224,12 @@ def evaluate_action(
     from console.services import halt_session
     from trust.hooks import event_recorded
 
-    with transaction.atomic():
+    with rows.durable_before_return() as defer_flush, transaction.atomic():
         if idempotency_key is not None:
             replayed = _replay(agent, idempotency_key, request_digest or "")
             if replayed is not None:
                 return replayed
-        agent, session = _lock(agent, session)
+        agent, session = _lock(agent, session, defer_flush=defer_flush)
         # Read the clock once the locks are held: a proposal that waited for another one
         # must see it in its history (rules count actions up to now).
         now = now or clock.now()

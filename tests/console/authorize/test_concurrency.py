@@ -11,11 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from console import services
 from console.authorize import pipeline
 from console.authorize import services as authz
+from console.authorize.rows import AGENT_LOCK_CLASS, COMMIT_WITHOUT_FLUSH
 from console.errors import Conflict
 
 pytestmark = pytest.mark.production
@@ -164,3 +166,66 @@ def test_a_key_still_being_evaluated_answers_409_then_the_first_answer(
         authz.evaluate_action(agent, session, name="x", idempotency_key="k", request_digest="d")
         == answers["first"]
     )
+
+
+def _statements(captured) -> list[str]:
+    return [query["sql"] for query in captured.captured_queries]
+
+
+def test_a_proposal_commits_without_waiting_for_the_disk_and_answers_after_the_flush(
+    transactional_db, governed
+):
+    # The agent's locks are released at the commit, not after its fsync; the answer waits
+    # for the flush (a statement that takes a transaction id commits synchronously).
+    agent, session = governed()
+    with CaptureQueriesContext(connection) as captured:
+        answer = authz.evaluate_action(agent, session, name="invoice.read")
+    assert answer["verdict"] == "ALLOW"
+    statements = _statements(captured)
+    commit = statements.index("COMMIT")
+    assert any(COMMIT_WITHOUT_FLUSH in sql for sql in statements[:commit])
+    assert statements[-1] == "SELECT pg_current_xact_id()"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")  # the setting was the transaction's only
+        assert cursor.fetchone()[0] == "on"
+
+
+def test_a_refused_proposal_does_not_wait_for_a_flush(transactional_db, governed):
+    agent, session = governed()
+    services.end_session(session)
+    with CaptureQueriesContext(connection) as captured, pytest.raises(Conflict):
+        authz.evaluate_action(agent, session, name="invoice.read")
+    assert "SELECT pg_current_xact_id()" not in _statements(captured)
+
+
+def test_the_agent_lock_is_taken_only_once_the_session_row_is_locked(transactional_db, governed):
+    # Lock order everywhere: sessions before their agent. Both locks are taken in one
+    # statement; the row is locked in a materialised CTE, so a proposal that waits for
+    # its session row holds no agent lock meanwhile.
+    agent, session = governed()
+    other = services.open_session(agent)
+
+    def agent_locks_held() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND classid = %s",
+                [AGENT_LOCK_CLASS],
+            )
+            return cursor.fetchone()[0]
+
+    with ThreadPoolExecutor(1) as pool:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT 1 FROM console_agentsession WHERE id = %s FOR UPDATE", [session.id]
+                )
+            waiting = pool.submit(
+                in_thread(authz.evaluate_action), agent, session, name="invoice.read"
+            )
+            time.sleep(0.5)
+            assert not waiting.done()
+            assert agent_locks_held() == 0
+            # The agent is not locked: another session of it is decided meanwhile.
+            assert authz.evaluate_action(agent, other, name="invoice.read")["verdict"] == "ALLOW"
+        assert waiting.result(timeout=10)["verdict"] == "ALLOW"

@@ -707,3 +707,14 @@ def test_the_action_its_session_counters_and_its_answer_are_one_write(governed, 
     assert len(writes) == (1 if connection.vendor == "postgresql" else 3)
     session.refresh_from_db()
     assert (session.action_count, session.spend_total) == (1, Decimal("5"))
+
+
+def test_inside_a_callers_transaction_the_commit_and_its_flush_stay_the_callers(governed, t0):
+    # rows.durable_before_return defers the flush of the outermost transaction only (and
+    # never on SQLite): here the test's transaction is the outermost.
+    agent, session = governed()
+    with CaptureQueriesContext(connection) as captured:
+        propose(agent, session, "x", now=t0)
+    statements = " ".join(q["sql"] for q in captured.captured_queries)
+    assert "synchronous_commit" not in statements
+    assert "pg_current_xact_id" not in statements
