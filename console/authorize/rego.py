@@ -56,12 +56,16 @@ def _share_cxx_allocator() -> bool:
 
 CXX_ALLOCATOR_SHARED = _share_cxx_allocator()
 
-from regopy import Input, Interpreter, LogLevel, RegoError  # noqa: E402
+from regopy import Interpreter, LogLevel, RegoError  # noqa: E402
+from regopy import rego_shared as _rego  # noqa: E402
 from regopy.rego_shared import (  # noqa: E402
     rego_bundle_query,
+    rego_free_input,
     rego_free_output,
+    rego_new_input,
     rego_output_ok,
     rego_output_string,
+    rego_set_input,
 )
 
 from .verdicts import SEVERITIES, Verdict  # noqa: E402
@@ -256,12 +260,66 @@ def _error_message(text: str) -> str:
     return text.strip()[:300] or "evaluation error"
 
 
+class InputError(ValueError):
+    """A value the policy engine cannot be given faithfully."""
+
+
+_lib = _rego.rego
+
+
+def _push(handle, value) -> None:
+    """Append ``value`` (JSON: dict, list, str, int, float, bool, None) to an input under
+    construction, as regopy's ``Input`` does but with its C calls made directly (the
+    input is built on every proposal; regopy's copy of each string into a fresh buffer was
+    most of the cost). A string holding a NUL character is refused: the engine takes
+    C strings, so it would see ``"vendor:acme\\x00…"`` as ``"vendor:acme"`` and an
+    allow-list policy would pass a value it never saw."""
+    if value is True or value is False:
+        code = _lib.regoInputBoolean(handle, value)
+    elif value is None:
+        code = _lib.regoInputNull(handle)
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise InputError("the input holds a NUL character, which Rego cannot be given")
+        code = _lib.regoInputString(handle, value.encode("utf-8"))
+    elif isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise InputError("the input holds an integer beyond 64 bits")
+        code = _lib.regoInputInt(handle, value)
+    elif isinstance(value, float):
+        code = _lib.regoInputFloat(handle, value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _push(handle, key if isinstance(key, str) else str(key))
+            _push(handle, item)
+            if _lib.regoInputObjectItem(handle):
+                raise RegoError("Unable to create input", 1)
+        code = _lib.regoInputObject(handle, len(value))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _push(handle, item)
+        code = _lib.regoInputArray(handle, len(value))
+    else:
+        raise InputError(f"the input holds a {type(value).__name__}, which is not JSON")
+    if code:
+        raise RegoError("Unable to create input", code)
+
+
+def _set_input(interpreter: Interpreter, document: Any) -> None:
+    handle = rego_new_input()
+    try:
+        _push(handle, document)
+        rego_set_input(interpreter._impl, handle)
+    finally:
+        rego_free_input(handle)  # the interpreter keeps its own copy, as with regopy's Input
+
+
 def evaluate(policy: CompiledPolicy, document: dict[str, Any]) -> PolicyResult:
     """Evaluate a compiled module against ``document`` (the SPEC §3.3 input)."""
     interpreter = Interpreter()
     interpreter.log_level = LogLevel.NONE
     try:
-        interpreter.set_input(Input(document))
+        _set_input(interpreter, document)
         output = rego_bundle_query(interpreter._impl, policy.bundle._impl)
     except RegoError as exc:
         return PolicyResult(None, error=_error_message(str(exc)))

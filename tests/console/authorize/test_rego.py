@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from console.authorize import rego
 from console.authorize.verdicts import Verdict
@@ -157,3 +159,83 @@ def test_evaluations_do_not_grow_the_process_memory():
     shared, grown = result.stdout.split()
     assert int(grown) < 2 * 2**20, f"{int(grown) / 4000:.0f} bytes kept per evaluation"
     assert shared == "True"
+
+
+# --- the input document ------------------------------------------------------------------
+ECHO = """package warden.echo
+
+import rego.v1
+
+default verdict := "allow"
+
+seen := input
+"""
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False, width=32)
+    | st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(st.characters(blacklist_characters="\x00"), max_size=8), children, max_size=4
+        )
+    ),
+    max_leaves=20,
+)
+
+
+def _seen(set_input) -> str:
+    """The engine's raw answer of ECHO (the input as it saw it), with the input set by
+    ``set_input(interpreter)``."""
+    from regopy import Interpreter
+    from regopy.rego_shared import rego_bundle_query, rego_free_output, rego_output_string
+
+    interpreter = Interpreter()
+    set_input(interpreter)
+    output = rego_bundle_query(interpreter._impl, rego.compiled("echo", 1, ECHO).bundle._impl)
+    try:
+        return rego_output_string(output)
+    finally:
+        rego_free_output(output)
+
+
+@given(
+    document=st.dictionaries(
+        st.text(max_size=8).filter(lambda k: "\x00" not in k), json_values, max_size=5
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_the_engine_is_given_the_same_input_as_regopys_own_conversion(document):
+    # rego._push makes regopy's C calls directly; the policy must see the same document.
+    from regopy import Input
+
+    ours = _seen(lambda interpreter: rego._set_input(interpreter, document))
+    assert ours == _seen(lambda interpreter: interpreter.set_input(Input(document)))
+    assert '"seen"' in ours
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"action": {"target": "vendor:acme\x00; other"}},
+        {"action": {"args": {"to\x00": "x"}}},
+        {"action": {"args": [1, "a\x00"]}},
+    ],
+)
+def test_a_nul_character_in_the_input_is_an_evaluation_error_not_a_shorter_string(document):
+    # The engine reads C strings: "vendor:acme\0; other" would look like "vendor:acme" to
+    # an allow-list policy. It is an error, which follows the agent's fail_mode.
+    allow_list = rego.compile_module(
+        'package warden.allow\n\nimport rego.v1\n\ndefault verdict := "block"\n\n'
+        'verdict := "allow" if input.action.target == "vendor:acme"\n'
+    )
+    result = rego.evaluate(allow_list, document)
+    assert result.verdict is None and "NUL" in result.error
+
+
+def test_an_integer_beyond_64_bits_is_an_evaluation_error():
+    result = rego.evaluate(rego.compile_module(ECHO), {"action": {"amount": 2**64}})
+    assert result.verdict is None and "64 bits" in result.error
