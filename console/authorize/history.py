@@ -40,6 +40,16 @@ def _time(value: dt.datetime):
     return _CREATED.get_db_prep_value(value, connection)
 
 
+def _short_name(index: int) -> str:
+    """a, b, …, z, ba, bb, …: placeholders are most of a long statement's text."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    name = letters[index % 26]
+    while index >= 26:
+        index //= 26
+        name = letters[index % 26] + name
+    return name
+
+
 class Params:
     """Named placeholders for one statement, one per distinct value and kind: a proposal's
     reads share the agent, ``now`` and most bucket bounds, so its statement binds a few
@@ -54,7 +64,7 @@ class Params:
         key = (kind, type(value), value)
         name = self._names.get(key)
         if name is None:
-            name = self._names[key] = f"p{len(self._names)}"
+            name = self._names[key] = _short_name(len(self._names))
         return f"%({name})s"
 
     def values(self) -> dict:
@@ -86,9 +96,11 @@ def _name(pattern: str, p: Params) -> str:
     return f"name {operator} {p(sql_regex(pattern), 'name')}"
 
 
-def _window(ctx, p: Params, *, since, pattern=None) -> str:
-    """One row ``(count, amount, committed amount)`` of the agent's actions (matching
-    ``pattern``) with ``since < created_at <= now``: rollup buckets plus raw edges."""
+def _window(ctx, p: Params, label: int, *, since, pattern=None) -> list[str]:
+    """Rows ``(label, n, amount, committed amount, verdict)`` whose sums are the agent's
+    actions (matching ``pattern``) with ``since < created_at <= now``: rollup buckets
+    (their committed amount kept) plus the actions in the partial seconds at the edges
+    (their verdict, resolved once in ``prefetch``)."""
     cover = buckets.cover(since, ctx.now)
     agent = p(_uuid(ctx.agent.id), "agent")
     names = "" if pattern is None else f" AND {_name(pattern, p)}"
@@ -100,22 +112,18 @@ def _window(ctx, p: Params, *, since, pattern=None) -> str:
     parts = []
     if runs:
         parts.append(
-            f"SELECT count AS n, amount AS a, committed_amount AS c FROM {ROLLUPS} "
+            f"SELECT {label}, count, amount, committed_amount, NULL FROM {ROLLUPS} "
             f"WHERE agent_id = {agent}{names} AND ({runs})"
         )
     # One simple range per edge (UNION ALL, not OR): each is then an index range on
     # (agent, name, created_at) or (agent, created_at) whatever the table's statistics say.
     for low, low_inclusive, high, high_inclusive in cover.edges:
         parts.append(
-            "SELECT 1 AS n, amount AS a, CASE WHEN verdict IN ('ALLOW', 'REQUIRE_APPROVAL') "
-            f"THEN amount END AS c FROM {TABLE} WHERE agent_id = {agent}{names} "
+            f"SELECT {label}, 1, amount, NULL, verdict FROM {TABLE} WHERE agent_id = {agent}{names} "
             f"AND created_at {'>=' if low_inclusive else '>'} {p(_time(low), 'time')} "
             f"AND created_at {'<=' if high_inclusive else '<'} {p(_time(high), 'time')}"
         )
-    return (
-        "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(a), 0), COALESCE(SUM(c), 0) "
-        f"FROM ({' UNION ALL '.join(parts)}) AS w"
-    )
+    return parts
 
 
 def _rolled(ctx) -> bool:
@@ -146,11 +154,14 @@ def _prepared_cursor():
     return connection.make_cursor(cursor)
 
 
-def _seen(ctx, p: Params, *, target: str, since) -> str:
-    """One row: 1 if the agent already acted on ``target`` (ALLOWed, or a result was
-    reported) within the window, else 0."""
+def _seen(ctx, p: Params, label: int, *, target: str, since) -> list[str]:
+    """A row ``(label, 1, …)`` if the agent already acted on ``target`` (ALLOWed, or a
+    result was reported) within the window, else none."""
     where = _where(ctx, p, since=since, target=target, seen=True)
-    return f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE {where} LIMIT 1) AS seen"
+    return [
+        f"SELECT {label}, 1, NULL, NULL, NULL FROM "
+        f"(SELECT 1 FROM {TABLE} WHERE {where} LIMIT 1) AS seen"
+    ]
 
 
 # --- reading ahead: every read of one proposal in one statement ------------------------
@@ -176,20 +187,26 @@ def prefetch(ctx, reads) -> None:
         return
     p = Params()
     parts = []
-    for index, (kind, key, since) in enumerate(reads):
+    for label, (kind, key, since) in enumerate(reads):
         if kind == "window":
-            sql = _window(ctx, p, since=since, pattern=key)
+            parts += _window(ctx, p, label, since=since, pattern=key)
         else:
-            sql = _seen(ctx, p, target=key, since=since)
-        parts.append(f"({sql}) AS r{index}")
+            parts += _seen(ctx, p, label, target=key, since=since)
+    # One row per read that found anything: (label, count, amount, committed amount).
+    columns = (
+        "SELECT 0 AS r, 0 AS n, CAST(NULL AS NUMERIC) AS a, CAST(NULL AS NUMERIC) AS c, "
+        "CAST(NULL AS TEXT) AS v WHERE 1 = 0"
+    )
+    sql = (
+        "SELECT r, SUM(n), COALESCE(SUM(a), 0), COALESCE(SUM(CASE WHEN v IN "
+        "('ALLOW', 'REQUIRE_APPROVAL') THEN a ELSE c END), 0) "
+        f"FROM ({' UNION ALL '.join([columns, *parts])}) AS found GROUP BY r"
+    )
     with _prepared_cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {', '.join(parts)}", p.values())
-        row = cursor.fetchone()
-    position = 0
-    for read in reads:
-        width = 3 if read[0] == "window" else 1
-        ctx.reads[read] = row[position : position + width]
-        position += width
+        cursor.execute(sql, p.values())
+        found = {row[0]: row[1:] for row in cursor.fetchall()}
+    for label, read in enumerate(reads):
+        ctx.reads[read] = found.get(label, (0, Decimal("0"), Decimal("0")))
 
 
 def _read(ctx, read) -> tuple:

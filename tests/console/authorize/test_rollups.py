@@ -220,7 +220,7 @@ def test_the_prefetch_statement_is_prepared_by_the_connection(agent_and_session,
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
-                ["SELECT * FROM (SELECT COALESCE%"],
+                ["SELECT r, SUM(n)%"],
             )
             assert cursor.fetchone()[0] >= 1
     finally:
