@@ -100,6 +100,11 @@ def test_a_proposal_needs_an_idempotency_key(agent_api):
         (json.dumps({"name": "a", "parent_action_id": "nope"}), "invalid", ["parent_action_id"]),
         (json.dumps({"name": "a", "colour": "red", "size": 1}), "invalid", ["colour", "size"]),
         (json.dumps({}), "invalid", ["name"]),
+        # Strings that cannot be stored (a lone surrogate; NUL, which PostgreSQL refuses).
+        ('{"name": "a", "args": {"x": "\\ud800"}}', "malformed_json", None),
+        ('{"name": "a", "args": {"\\udfff": 1}}', "malformed_json", None),
+        ('{"name": "a", "args": {"x": ["ok", "a\\u0000b"]}}', "malformed_json", None),
+        ('{"name": "a\\u0000"}', "malformed_json", None),
     ],
 )
 def test_bad_input_is_a_specific_400_and_an_event(agent_api, raw, code, fields):
@@ -316,3 +321,17 @@ def test_the_real_server_refuses_bad_bodies_the_same_way(asgi_server, agent_with
         ok = http.post(url, json={"name": "invoice.read"}, headers={"Idempotency-Key": "k3"})
         assert ok.status_code == 200 and ok.json()["verdict"] == "ALLOW"
     assert denied() == [("payload_too_large", 413), ("malformed_json", 400)]
+
+
+def test_an_unstorable_string_is_named_in_the_error(agent_api):
+    _, client, session_id = agent_api
+    response = post_action(
+        client, session_id, None, raw='{"name": "a", "args": {"to": [1, "x\\u0000"]}}'
+    )
+    assert response.status_code == 400
+    assert "args.to.1 holds a NUL character" in response.json()["error"]["message"]
+    # A backslash-u sequence spelled out as text is just text.
+    response = post_action(
+        client, session_id, {"name": "a", "args": {"note": "\\u0000 and \\ud800"}}
+    )
+    assert response.status_code == 200, response.content
