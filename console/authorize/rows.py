@@ -134,6 +134,9 @@ def durable_before_return():
     reader sees in between is committed; after a crash in that window, it is gone together
     with everything that depended on it, and no one was answered.)
 
+    A replayed answer (same idempotency key) waits for the flush too: the first request
+    may still be between its commit and its flush.
+
     Only for the outermost transaction on PostgreSQL: inside a caller's transaction the
     commit is the caller's, and SQLite commits synchronously. Not on an exception: nothing
     is answered then."""
