@@ -32,7 +32,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +106,16 @@ def record(
     result: str = "success",
     reason: str = "",
     payload: Mapping[str, Any] | None = None,
+    event_id: uuid.UUID | None = None,
+    also: Sequence[tuple[str, list]] = (),
 ) -> GovernanceEvent:
     """Record one governance event in the current transaction (SPEC §6).
 
     ``actor`` is ``agent:<id>``, ``user:<username>`` or ``system:<component>``. Events of a
     session are numbered (payload ``session_event``) so proofs can show none is missing.
+    ``also``: the caller's writes of rows that go with the event (``(sql, params)``, they
+    may name it by ``event_id``, which the caller then chooses), sent with the event's
+    insert in one round trip where the connection allows (the governed-action path).
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit.record() must run inside the transaction it records")
@@ -119,6 +124,7 @@ def record(
     if session_uuid is not None:
         data["session_event"] = _next_session_event(session_uuid)
     event = GovernanceEvent(
+        id=event_id or uuid.uuid4(),
         timestamp=timezone.now(),
         event_type=event_type,
         agent_id=_as_uuid(agent_id),
@@ -132,7 +138,7 @@ def record(
         reason=str(reason or ""),
         payload_json=canonical.dumps(data).decode("utf-8"),
     )
-    _insert(event)
+    _insert(event, also)
     _integrate_after_commit()
     return event
 
@@ -153,8 +159,15 @@ _EVENT_COLUMNS = (
 )
 
 
-def _insert(event: GovernanceEvent) -> None:
-    """Insert the event and its pending marker with plain SQL.
+def client_side_binding() -> bool:
+    """PostgreSQL with Django's default client-side binding: statements without results
+    can follow a statement in the same query, so they take one round trip."""
+    options = connection.settings_dict.get("OPTIONS", {})
+    return connection.vendor == "postgresql" and not options.get("server_side_binding")
+
+
+def _insert(event: GovernanceEvent, also: Sequence[tuple[str, list]] = ()) -> None:
+    """Insert the event and its pending marker with plain SQL, then the ``also`` writes.
 
     This runs for every governed action, so it skips the ORM's per-call query compilation
     (a measured 3-4x on this path); values are still prepared by the model's own fields.
@@ -168,14 +181,21 @@ def _insert(event: GovernanceEvent) -> None:
     marks = ", ".join(["%s"] * len(values))
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            together = list(also) if client_side_binding() else []
             cursor.execute(
-                f"WITH e AS (INSERT INTO {meta.db_table} ({columns}) VALUES ({marks}) "
-                "RETURNING arrival) "
-                f"INSERT INTO {PendingEvent._meta.db_table} (event_id) SELECT arrival FROM e "
-                "RETURNING event_id",
-                values,
+                "; ".join(
+                    [
+                        f"WITH e AS (INSERT INTO {meta.db_table} ({columns}) VALUES ({marks}) "
+                        "RETURNING arrival) "
+                        f"INSERT INTO {PendingEvent._meta.db_table} (event_id) "
+                        "SELECT arrival FROM e RETURNING event_id",
+                        *(sql for sql, _ in together),
+                    ]
+                ),
+                [*values, *(value for _, params in together for value in params)],
             )
-            event.arrival = cursor.fetchone()[0]
+            event.arrival = cursor.fetchone()[0]  # the first statement's result
+            also = [] if together else also
         else:
             cursor.execute(
                 f"INSERT INTO {meta.db_table} ({columns}) VALUES ({marks}) RETURNING arrival",
@@ -185,6 +205,8 @@ def _insert(event: GovernanceEvent) -> None:
             cursor.execute(
                 f"INSERT INTO {PendingEvent._meta.db_table} (event_id) VALUES (%s)", [event.arrival]
             )
+        for sql, params in also:
+            cursor.execute(sql, params)
     event._state.adding = False
     event._state.db = connection.alias
 

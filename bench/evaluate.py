@@ -1,6 +1,6 @@
 """Governed proposals per second and latency, against a bare endpoint, on one server.
 
-    .venv/bin/python bench/evaluate.py [--seconds 10] [--clients 32] [--workers 2]
+    .venv/bin/python bench/evaluate.py [--seconds 10] [--clients 32] [--workers 3]
                                        [--integrator thread|inline|process] [--rounds 2]
 
 Needs PostgreSQL (``BENCH_DATABASE_URL``, default
@@ -450,7 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
+    # One more worker than this machine's two cores: an agent's proposals are decided one
+    # after the other, and with two processes the one holding the agent's lock waited for
+    # its process's GIL behind requests still being parsed (bench/README: 2, 3, 4 measured).
+    parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--integrator", choices=("thread", "inline", "process"), default="thread")
     parser.add_argument("-v", "--verbose", action="store_true", help="list the queries")

@@ -1,7 +1,8 @@
 """Plain-SQL writes and locks for the governed-action path.
 
-Every proposal inserts an ``Action`` and an ``IdempotencyRecord``, locks its session and
-moves the session's counters (the three writes in one round trip: ``execute``). The ORM
+Every proposal locks its session and its agent (one statement: ``locked``), inserts an
+``Action`` and an ``IdempotencyRecord`` and moves the session's counters (statements that
+``audit.record`` sends with the ``action.evaluated`` event, in one round trip). The ORM
 spends more CPU compiling those statements than the database spends running them, so they
 are written once here, with values prepared by the models' own fields (as
 ``audit.services`` does for events).
@@ -35,25 +36,6 @@ def insert_statement(instance: models.Model) -> tuple[str, list]:
     values = [f.get_db_prep_save(getattr(instance, f.attname), connection) for f in fields]
     marks = ", ".join(["%s"] * len(values))
     return f"INSERT INTO {meta.db_table} ({columns}) VALUES ({marks})", values
-
-
-def execute(statements: list[tuple[str, list]]) -> None:
-    """Run writes that return nothing in one round trip where the connection allows it:
-    PostgreSQL's client-side binding (Django's default) sends them as one query; SQLite
-    takes them one by one. They run in order, in the caller's transaction."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql" and not _server_side_binding():
-            cursor.execute(
-                "; ".join(sql for sql, _ in statements),
-                [value for _, params in statements for value in params],
-            )
-            return
-        for sql, params in statements:
-            cursor.execute(sql, params)
-
-
-def _server_side_binding() -> bool:
-    return bool(connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
 
 
 def locked(model: type[models.Model], pk: Any, *, also: str = "", then: str = "") -> models.Model:

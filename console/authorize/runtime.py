@@ -297,6 +297,54 @@ def evaluate_action(
         approval_id = getattr(approval, "id", None)
         approval_expires_at = getattr(approval, "expires_at", None)
 
+        event_id = uuid.uuid4()
+        action = Action(
+            id=action_id,
+            agent_id=agent.id,
+            session_id=session.id,
+            name=name,
+            target=proposal.target,
+            args=evaluation.args,
+            args_sha256=proposal.args_sha256,
+            amount=amount,
+            currency=proposal.currency,
+            sensitive=proposal.sensitive,
+            parent_id=parent_action_id,
+            depth=depth,
+            verdict=str(outcome.verdict),
+            source=outcome.source[:200],
+            reason=outcome.reason,
+            severity=outcome.severity,
+            in_scope=evaluation.in_scope,
+            approval_id=approval_id,
+            event_id=event_id,
+            created_at=now,
+        )
+        spend = amount if amount and str(outcome.verdict) in COMMITTED_VERDICTS else Decimal("0")
+        writes = [
+            rows.insert_statement(action),
+            rows.count_session_action_statement(AgentSession, session.pk, spend),
+        ]
+        answer = {
+            "action_id": str(action_id),
+            "verdict": str(outcome.verdict),
+            "reason": outcome.reason,
+            "source": outcome.source,
+            "constrained": evaluation.constrained,
+            "args": evaluation.args,
+            "approval_id": str(approval_id) if approval_id else None,
+            "approval_expires_at": _time(approval_expires_at),
+            "event_id": str(event_id),
+        }
+        if idempotency_key is not None:
+            record_answer = IdempotencyRecord(
+                agent_id=agent.id,
+                key=idempotency_key,
+                request_sha256=request_digest or "",
+                response=answer,
+                action_id=action_id,
+            )
+            writes.append(rows.insert_statement(record_answer))
         event = record(
             "action.evaluated",
             actor=agent.actor,
@@ -326,57 +374,11 @@ def evaluate_action(
                 "approval_id": approval_id,
                 "effective_tier": effective_tier,
             },
+            event_id=event_id,
+            also=writes,  # one round trip with the event
         )
         event_recorded(event)
         _record_hits(evaluation.hits, agent=agent, session=session, action_id=action_id)
-        action = Action(
-            id=action_id,
-            agent_id=agent.id,
-            session_id=session.id,
-            name=name,
-            target=proposal.target,
-            args=evaluation.args,
-            args_sha256=proposal.args_sha256,
-            amount=amount,
-            currency=proposal.currency,
-            sensitive=proposal.sensitive,
-            parent_id=parent_action_id,
-            depth=depth,
-            verdict=str(outcome.verdict),
-            source=outcome.source[:200],
-            reason=outcome.reason,
-            severity=outcome.severity,
-            in_scope=evaluation.in_scope,
-            approval_id=approval_id,
-            event_id=event.id,
-            created_at=now,
-        )
-        spend = amount if amount and str(outcome.verdict) in COMMITTED_VERDICTS else Decimal("0")
-        writes = [
-            rows.insert_statement(action),
-            rows.count_session_action_statement(AgentSession, session.pk, spend),
-        ]
-        answer = {
-            "action_id": str(action_id),
-            "verdict": str(outcome.verdict),
-            "reason": outcome.reason,
-            "source": outcome.source,
-            "constrained": evaluation.constrained,
-            "args": evaluation.args,
-            "approval_id": str(approval_id) if approval_id else None,
-            "approval_expires_at": _time(approval_expires_at),
-            "event_id": str(event.id),
-        }
-        if idempotency_key is not None:
-            record_answer = IdempotencyRecord(
-                agent_id=agent.id,
-                key=idempotency_key,
-                request_sha256=request_digest or "",
-                response=answer,
-                action_id=action_id,
-            )
-            writes.append(rows.insert_statement(record_answer))
-        rows.execute(writes)
         if outcome.verdict is Verdict.HALT and not halted:
             halt_session(
                 session,

@@ -692,7 +692,7 @@ def test_precedence_across_layers_halt_beats_block_beats_approval(governed, admi
     assert AgentSession.objects.get(pk=session.pk).status == "halted"
 
 
-def test_the_action_its_session_counters_and_its_answer_are_one_write(governed, t0):
+def test_the_event_the_action_its_session_counters_and_its_answer_are_one_write(governed, t0):
     agent, session = governed()
     with CaptureQueriesContext(connection) as captured:
         propose(agent, session, "x", amount=Decimal("5"), idempotency_key="k-1", now=t0)
@@ -703,8 +703,10 @@ def test_the_action_its_session_counters_and_its_answer_are_one_write(governed, 
         or "UPDATE console_agentsession SET action_count" in q["sql"]
         or "INSERT INTO console_idempotencyrecord" in q["sql"]
     ]
-    # PostgreSQL (client-side binding) takes the three in one round trip.
+    # PostgreSQL (client-side binding) takes the three in one round trip, the event's.
     assert len(writes) == (1 if connection.vendor == "postgresql" else 3)
+    if connection.vendor == "postgresql":
+        assert "INSERT INTO audit_governanceevent" in writes[0]
     session.refresh_from_db()
     assert (session.action_count, session.spend_total) == (1, Decimal("5"))
 
