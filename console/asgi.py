@@ -9,7 +9,7 @@ import os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
 # Django's handler, except that long-polls hold no thread while they wait (console/handlers.py).
-from console.handlers import get_asgi_application  # noqa: E402
+from console.handlers import freeze_startup_objects, get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
@@ -27,3 +27,6 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Last: what start-up loaded stays for the life of the process (console/handlers.py).
+freeze_startup_objects()

@@ -192,15 +192,16 @@ def prefetch(ctx, reads) -> None:
             parts += _window(ctx, p, label, since=since, pattern=key)
         else:
             parts += _seen(ctx, p, label, target=key, since=since)
-    # One row per read that found anything: (label, count, amount, committed amount).
-    columns = (
+    # One row per read that found anything: (label, count, amount, committed amount). The
+    # header names and types the columns (it returns no row).
+    header = (
         "SELECT 0 AS r, 0 AS n, CAST(NULL AS NUMERIC) AS a, CAST(NULL AS NUMERIC) AS c, "
         "CAST(NULL AS TEXT) AS v WHERE 1 = 0"
     )
     sql = (
         "SELECT r, SUM(n), COALESCE(SUM(a), 0), COALESCE(SUM(CASE WHEN v IN "
         "('ALLOW', 'REQUIRE_APPROVAL') THEN a ELSE c END), 0) "
-        f"FROM ({' UNION ALL '.join([columns, *parts])}) AS found GROUP BY r"
+        f"FROM ({' UNION ALL '.join([header, *parts])}) AS found GROUP BY r"
     )
     with _prepared_cursor() as cursor:
         cursor.execute(sql, p.values())
