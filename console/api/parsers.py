@@ -1,9 +1,12 @@
-"""The API's JSON parser: DRF's, refusing strings that cannot be stored.
+"""The API's JSON parser: DRF's, refusing what the rest of Warden cannot handle.
 
 JSON can spell a lone surrogate (``"\\ud800"``), which Python's decoder keeps in the
 string and nothing downstream can encode (the event's canonical form, the database), and
-a NUL character (``"\\u0000"``), which PostgreSQL cannot store in text or ``jsonb``. Either
-failed late, as a 500; both are refused here (400 ``malformed_json``, naming where).
+a NUL character (``"\\u0000"``), which PostgreSQL cannot store in text or ``jsonb``; and
+it can nest arrays and objects deeper than Python's decoder, or the recursive code after it
+(canonical form, detectors, policy input), can follow. Each failed late, as a 500; each is
+refused here (400 ``malformed_json``, saying where or how deep). ``MAX_DEPTH`` levels are
+allowed.
 """
 
 from __future__ import annotations
@@ -39,9 +42,35 @@ def _unstorable(value: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
+MAX_DEPTH = 64
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (walked without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(
+                f"JSON parse error - the body nests deeper than {MAX_DEPTH} levels."
+            ) from None
+        if _depth(data) > MAX_DEPTH:
+            raise ParseError(f"JSON parse error - the body nests deeper than {MAX_DEPTH} levels.")
         try:  # the common case costs one dump: no escaped NUL, every string encodable
             suspect = b"\\u0000" in json.dumps(data, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:

@@ -335,3 +335,18 @@ def test_an_unstorable_string_is_named_in_the_error(agent_api):
         client, session_id, {"name": "a", "args": {"note": "\\u0000 and \\ud800"}}
     )
     assert response.status_code == 200, response.content
+
+
+def test_nesting_is_accepted_to_64_levels_and_refused_deeper(agent_api):
+    # Deeper bodies made Python's JSON decoder (or the recursive code after it) raise
+    # RecursionError: a 500. The body itself is level 1, args level 2.
+    _, client, session_id = agent_api
+
+    def nested(levels: int) -> str:
+        return '{"name": "a", "args": {"x": ' + "[" * levels + "]" * levels + "}}"
+
+    assert post_action(client, session_id, None, raw=nested(62)).status_code == 200
+    for levels in (63, 5_000, 100_000):
+        response = post_action(client, session_id, None, raw=nested(levels))
+        assert response.status_code == 400, levels
+        assert "deeper than 64 levels" in response.json()["error"]["message"]
