@@ -129,8 +129,14 @@ def durable_before_return():
 
 
 def wait_until_durable() -> None:
-    """Return once every transaction this connection committed is on disk (PostgreSQL,
-    outside a transaction). A statement that takes a transaction id commits synchronously
-    (the session's setting), and its WAL flush covers every earlier commit record."""
+    """Return once every transaction committed so far is on disk (PostgreSQL, outside a
+    transaction).
+
+    A transactional logical-decoding message (any role may emit one; no consumer is
+    needed) takes a transaction id and writes to the WAL, so its own commit is synchronous
+    (the session's setting), and that flush covers every earlier commit record. Only
+    taking a transaction id is not enough: PostgreSQL does not wait for the flush of a
+    commit whose transaction wrote nothing else (the crash-restart fault test lost
+    answered proposals that way)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_current_xact_id()")
+        cursor.execute("SELECT pg_logical_emit_message(true, 'warden.durable', '')")

@@ -15,10 +15,11 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from console import services
-from console.authorize import pipeline
+from console.authorize import pipeline, rows
 from console.authorize import services as authz
 from console.authorize.rows import AGENT_LOCK_CLASS, COMMIT_WITHOUT_FLUSH
 from console.errors import Conflict
+from console.models import AgentSession
 
 pytestmark = pytest.mark.production
 
@@ -168,6 +169,9 @@ def test_a_key_still_being_evaluated_answers_409_then_the_first_answer(
     )
 
 
+FLUSH = "SELECT pg_logical_emit_message(true, 'warden.durable', '')"
+
+
 def _statements(captured) -> list[str]:
     return [query["sql"] for query in captured.captured_queries]
 
@@ -184,7 +188,7 @@ def test_a_proposal_commits_without_waiting_for_the_disk_and_answers_after_the_f
     statements = _statements(captured)
     commit = statements.index("COMMIT")
     assert any(COMMIT_WITHOUT_FLUSH in sql for sql in statements[:commit])
-    assert statements[-1] == "SELECT pg_current_xact_id()"
+    assert statements[-1] == FLUSH
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")  # the setting was the transaction's only
         assert cursor.fetchone()[0] == "on"
@@ -195,7 +199,7 @@ def test_a_refused_proposal_does_not_wait_for_a_flush(transactional_db, governed
     services.end_session(session)
     with CaptureQueriesContext(connection) as captured, pytest.raises(Conflict):
         authz.evaluate_action(agent, session, name="invoice.read")
-    assert "SELECT pg_current_xact_id()" not in _statements(captured)
+    assert FLUSH not in _statements(captured)
 
 
 def test_the_agent_lock_is_taken_only_once_the_session_row_is_locked(transactional_db, governed):
@@ -229,3 +233,20 @@ def test_the_agent_lock_is_taken_only_once_the_session_row_is_locked(transaction
             # The agent is not locked: another session of it is decided meanwhile.
             assert authz.evaluate_action(agent, other, name="invoice.read")["verdict"] == "ALLOW"
         assert waiting.result(timeout=10)["verdict"] == "ALLOW"
+
+
+def test_the_flush_after_a_commit_without_flush_reaches_the_disk(transactional_db, governed):
+    # A commit that skips its flush leaves its record in PostgreSQL's WAL buffers (lost in
+    # a crash) until something flushes past it: wait_until_durable must. (Taking a
+    # transaction id alone did not: PostgreSQL does not flush a commit that wrote nothing.)
+    _, session = governed()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {COMMIT_WITHOUT_FLUSH}")
+        AgentSession.objects.filter(pk=session.pk).update(goal="durable?")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn()")  # past the commit record
+        committed = cursor.fetchone()[0]
+        rows.wait_until_durable()
+        cursor.execute("SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", [committed])
+        assert cursor.fetchone()[0] is True

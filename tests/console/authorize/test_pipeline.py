@@ -719,4 +719,4 @@ def test_inside_a_callers_transaction_the_commit_and_its_flush_stay_the_callers(
         propose(agent, session, "x", now=t0)
     statements = " ".join(q["sql"] for q in captured.captured_queries)
     assert "synchronous_commit" not in statements
-    assert "pg_current_xact_id" not in statements
+    assert "pg_logical_emit_message" not in statements
