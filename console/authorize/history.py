@@ -21,13 +21,15 @@ from decimal import Decimal
 from django.db import connection
 
 from . import buckets
+from .context import COMMITTED_VERDICTS
 from .models import Action, ActionRollup
 from .patterns import is_literal, sql_regex
 
 TABLE = Action._meta.db_table
 ROLLUPS = ActionRollup._meta.db_table
 CENTS = Decimal("0.01")
-COMMITTED = ("ALLOW", "REQUIRE_APPROVAL")
+# Verdicts whose amounts count as committed spend, as an SQL list.
+COMMITTED_SQL = "(" + ", ".join(f"'{verdict}'" for verdict in COMMITTED_VERDICTS) + ")"
 _ID = Action._meta.get_field("id")
 _CREATED = Action._meta.get_field("created_at")
 
@@ -199,8 +201,8 @@ def prefetch(ctx, reads) -> None:
         "CAST(NULL AS TEXT) AS v WHERE 1 = 0"
     )
     sql = (
-        "SELECT r, SUM(n), COALESCE(SUM(a), 0), COALESCE(SUM(CASE WHEN v IN "
-        "('ALLOW', 'REQUIRE_APPROVAL') THEN a ELSE c END), 0) "
+        "SELECT r, SUM(n), COALESCE(SUM(a), 0), "
+        f"COALESCE(SUM(CASE WHEN v IN {COMMITTED_SQL} THEN a ELSE c END), 0) "
         f"FROM ({' UNION ALL '.join([header, *parts])}) AS found GROUP BY r"
     )
     with _prepared_cursor() as cursor:
@@ -278,7 +280,7 @@ def last_day(ctx) -> dict:
     row = _one(
         f"SELECT COUNT(*), "
         f"SUM(CASE WHEN created_at > {hour_start} THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN verdict IN ('ALLOW', 'REQUIRE_APPROVAL') THEN amount END) "
+        f"SUM(CASE WHEN verdict IN {COMMITTED_SQL} THEN amount END) "
         f"FROM {TABLE} WHERE {where}",
         p,
     )
