@@ -15,7 +15,9 @@ Only one process integrates at a time (a PostgreSQL advisory lock). Inline, the 
 try the lock and return at once; the holder re-checks the queue after releasing, so no
 event is stranded. The threads wait for the lock and take the next batch in turn.
 A pass is one read (the pending events with their content, the log head and the latest
-checkpoint's size) and one write per batch of up to ``BATCH_SIZE`` events.
+checkpoint's size) and one write per batch of up to ``BATCH_SIZE`` events; after the
+pass that crosses every ``search.MERGE_EVERY`` events, the search index's pending entries
+are merged (``audit.search``), outside the lock.
 Either way ``sign_checkpoint_if_due`` (periodic) also drains the queue, so a crash between
 commit and integration only delays an event's log fields.
 """
@@ -43,7 +45,7 @@ from django.utils import timezone
 
 from console.errors import Invalid
 
-from . import canonical
+from . import canonical, search
 from .eventcodec import ZERO_HASH, content_leaf
 from .keys import keyring, signing_function
 from .merkle import Frontier
@@ -330,6 +332,8 @@ def integrate_pending(batch_size: int = BATCH_SIZE, *, wait: bool = False) -> in
             if done and size - checkpointed >= settings.WARDEN_CHECKPOINT_EVERY:
                 _checkpoint_if_due(by_count_only=True, size=size, recent=leaves)
         total += done
+        if done:
+            search.merge_pending_if_due(size - done, size)
         if done < batch_size and (wait or not PendingEvent.objects.exists()):
             return total
 
