@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -353,11 +354,20 @@ async def drive(
     sends its next request as soon as the last one is answered (closed loop: saturation)."""
     import httpx
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # One connection per client, as each agent process has its own: a shared pool would
+    # send a paced load over the few connections that happen to be idle, all served by
+    # one or two of the server's workers.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        https = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30)
+            )
+            for _ in range(clients)
+        ]
         sessions = []
-        for _ in range(clients):
+        for http in https:
             response = await http.post("/api/v1/sessions", json={"goal": "bench"})
             response.raise_for_status()
             sessions.append(response.json()["session_id"])
@@ -384,7 +394,7 @@ async def drive(
                 body = proposal_body(n)
                 n += clients
                 began = time.monotonic()
-                response = await http.post(
+                response = await https[index].post(
                     path_of(sessions[index]),
                     json=body,
                     headers={"Idempotency-Key": str(uuid.uuid4())},
@@ -412,7 +422,7 @@ async def drive(
         if meter is not None:
             tasks.append(sampler())
         await asyncio.gather(*tasks)
-        for session_id in sessions:
+        for http, session_id in zip(https, sessions, strict=True):
             await http.post(f"/api/v1/sessions/{session_id}/end")
     latencies.sort()
     count = len(latencies)
