@@ -1,0 +1,87 @@
+"""The ASGI handler runs an ordinary request's middleware and view in one thread hop, and
+an async view (the approvals long-poll) through Django's async chain (console/handlers.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import SyncToAsync
+from django.core.handlers.asgi import ASGIHandler
+
+from console.handlers import WardenASGIHandler
+
+
+def http_scope(path: str, query: bytes = b"") -> dict:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+
+def call(handler, path: str, query: bytes = b"") -> tuple[int, dict[bytes, bytes]]:
+    sent: list[dict] = []
+    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # the client stays connected
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(handler(http_scope(path, query), receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return start["status"], {name.lower(): value for name, value in start["headers"]}
+
+
+@pytest.fixture
+def hops(monkeypatch):
+    """Counts sync_to_async calls (hops from the event loop to a thread)."""
+    counted = {"n": 0}
+    original = SyncToAsync.__call__
+
+    async def counting(self, *args, **kwargs):
+        counted["n"] += 1
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counting)
+    return counted
+
+
+def test_a_sync_view_costs_one_hop_for_middleware_and_view(transactional_db, hops):
+    status, headers = call(WardenASGIHandler(), "/healthz")
+    ours = hops["n"]
+    hops["n"] = 0
+    django_status, django_headers = call(ASGIHandler(), "/healthz")
+    assert status == django_status == 200
+    # The same middleware ran: its headers are there.
+    assert headers.keys() == django_headers.keys()
+    assert b"content-security-policy" in headers and b"x-frame-options" in headers
+    # The request_started/finished signals, the response's close and the one call.
+    assert ours <= 4
+    assert hops["n"] >= ours + 10  # Django's async chain: a hop per middleware hook
+
+
+def test_a_missing_page_is_answered_by_the_sync_chain(transactional_db, hops):
+    status, _ = call(WardenASGIHandler(), "/no/such/page")
+    assert status == 404
+    assert hops["n"] <= 4
+
+
+def test_an_async_view_keeps_djangos_async_chain(transactional_db):
+    # The approvals long-poll is a coroutine; without a key it is refused, by the view.
+    status, headers = call(WardenASGIHandler(), "/api/v1/approvals/abc")
+    assert status == 401
+    assert b"content-security-policy" in headers
