@@ -6,7 +6,7 @@ from django.db import connection, transaction
 from audit import search
 from audit.services import log_size, record
 
-pytestmark = pytest.mark.skipif(
+postgresql_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the trigram index is PostgreSQL's"
 )
 
@@ -44,6 +44,7 @@ def pending_pages() -> int:
         return cursor.fetchone()[0]
 
 
+@postgresql_only
 def test_the_pass_that_crosses_a_multiple_merges_the_pending_list(transactional_db):
     # The suite integrates inline, after each commit.
     record_events(search.MERGE_EVERY - 1)
@@ -56,6 +57,7 @@ def test_the_pass_that_crosses_a_multiple_merges_the_pending_list(transactional_
     assert pending_pages() == 0
 
 
+@postgresql_only
 def test_no_merge_inside_a_callers_transaction(transactional_db):
     record_events(3)
     with transaction.atomic():
@@ -63,6 +65,7 @@ def test_no_merge_inside_a_callers_transaction(transactional_db):
     assert pending_pages() > 0
 
 
+@postgresql_only
 def test_a_failed_merge_is_logged_not_raised(transactional_db, monkeypatch, caplog):
     monkeypatch.setattr(search, "INDEX_NAME", "no such index (")
     assert search.merge_pending_if_due(0, search.MERGE_EVERY) == 0
