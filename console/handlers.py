@@ -5,9 +5,10 @@ A request for a synchronous view (every view but the approvals long-poll) runs i
 middleware chain and view in one call on the request's thread
 (``WardenASGIHandler.get_response_async``). Django's own ASGI path runs the middleware as
 an async chain, and each of our synchronous middleware hooks then hops to the request's
-thread and back: about twenty hops per request, measured at 1.5-2 ms of CPU per request
-(``bench/evaluate.py``: the bare endpoint 7.3 -> 5.1-5.9 ms, a governed proposal 16-17 ->
-14.2-14.7 ms) and a wait for the event loop at every hop. Async views keep Django's path.
+thread and back: 18 hops for ``/healthz`` (counted in tests/console/test_asgi_handler.py),
+a wait for the event loop at every hop, and 1.5-2 ms of CPU per request in
+``bench/evaluate.py`` (the bare endpoint 7.3 -> 5.1-5.9 ms, a governed proposal 16-17 ->
+14.2-15.7 ms). Async views keep Django's path.
 
 Django runs each request's short synchronous steps (the ``request_started`` and
 ``request_finished`` signals, middleware hooks, sync views) on a thread of the request's own,
