@@ -48,15 +48,13 @@ def is_long_poll(scope) -> bool:
 
 
 def _view_is_async(request) -> bool:
-    """Whether the view the request resolves to is a coroutine (a 404 is answered by the
-    synchronous chain)."""
+    """Whether the view the request resolves to is a coroutine (``View.as_view`` marks an
+    async class-based view as one; a 404 is answered by the synchronous chain)."""
     try:
         match = resolve(request.path_info)
     except Resolver404:
         return False
-    return iscoroutinefunction(match.func) or getattr(
-        getattr(match.func, "view_class", None), "view_is_async", False
-    )
+    return iscoroutinefunction(match.func)
 
 
 class WardenASGIHandler(ASGIHandler):

@@ -63,14 +63,13 @@ def _depth(value: Any) -> int:
 
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
+        too_deep = f"JSON parse error - the body nests deeper than {MAX_DEPTH} levels."
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
-            raise ParseError(
-                f"JSON parse error - the body nests deeper than {MAX_DEPTH} levels."
-            ) from None
+            raise ParseError(too_deep) from None
         if _depth(data) > MAX_DEPTH:
-            raise ParseError(f"JSON parse error - the body nests deeper than {MAX_DEPTH} levels.")
+            raise ParseError(too_deep)
         try:  # the common case costs one dump: no escaped NUL, every string encodable
             suspect = b"\\u0000" in json.dumps(data, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
