@@ -16,6 +16,7 @@ from django.db import transaction
 from audit.services import record
 from console import hints
 from console.roles import actor_for, can
+from console.sockets import ClosesWhenLayerBreaks
 
 from .hints import QUEUE_GROUP
 
@@ -37,7 +38,7 @@ def _record_refusal(user, path: str) -> None:
         )
 
 
-class QueueConsumer(AsyncJsonWebsocketConsumer):
+class QueueConsumer(ClosesWhenLayerBreaks, AsyncJsonWebsocketConsumer):
     groups_joined: list[str]
 
     async def connect(self):
@@ -57,8 +58,7 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code):
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        await self.leave_groups()
 
     async def receive_json(self, content, **kwargs):
         if isinstance(content, dict) and content.get("type") == "ping":

@@ -14,9 +14,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from . import hints
 from .hints import FLEET_GROUP, agent_group
 from .roles import roles_of
+from .sockets import ClosesWhenLayerBreaks
 
 
-class LiveConsumer(AsyncJsonWebsocketConsumer):
+class LiveConsumer(ClosesWhenLayerBreaks, AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -46,8 +47,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return values[0]
 
     async def disconnect(self, code):
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        await self.leave_groups()
 
     async def receive_json(self, content, **kwargs):
         # The socket is one-way (server → page); pings keep proxies from closing it.
