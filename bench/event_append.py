@@ -272,8 +272,7 @@ def bare_verification_rate(count: int = 40_000) -> float:
     context = mp.get_context("fork")
     ready, spans = context.Barrier(cores), context.Queue()
     procs = [
-        context.Process(target=_verify_signatures, args=(share, ready, spans))
-        for _ in range(cores)
+        context.Process(target=_verify_signatures, args=(share, ready, spans)) for _ in range(cores)
     ]
     for proc in procs:
         proc.start()
