@@ -315,7 +315,9 @@ def _sodium_detached():
         ctypes.c_char_p,
     ]
     function.restype = ctypes.c_int
-    return function, ctypes.create_string_buffer
+    # The buffer's type, held here: ctypes caches array types weakly, so a buffer made per
+    # call would create (and leave to the cyclic collector) a new type per signature.
+    return function, ctypes.c_char * 64
 
 
 @functools.cache
@@ -332,10 +334,10 @@ def _sodium_signer(seed: bytes) -> Callable[[bytes], bytes] | None:
             return crypto_sign(message, secret)[:64]  # signature || message
 
         return sign
-    function, buffer = detached
+    function, signature_buffer = detached
 
     def sign_holding_the_gil(message: bytes) -> bytes:
-        out = buffer(64)
+        out = signature_buffer()
         if function(out, None, message, len(message), secret) != 0:
             raise RuntimeError("libsodium crypto_sign_detached failed")
         return out.raw

@@ -45,25 +45,27 @@ def at(seconds: int) -> dt.datetime:
 def aligned_runs(first: int, end: int) -> list[tuple[int, int, int]]:
     """Cover the whole seconds ``[first, end)`` with aligned buckets, coarsest first."""
     runs: list[tuple[int, int, int]] = []
-
-    def split(low: int, high: int, level: int) -> None:
-        if low >= high:
-            return
-        size = RESOLUTIONS[level]
-        if size == 1:
-            runs.append((1, low, high))
-            return
-        inner_low = -(-low // size) * size  # ceil to the bucket size
-        inner_high = high // size * size
-        if inner_low >= inner_high:
-            split(low, high, level + 1)
-            return
-        runs.append((size, inner_low, inner_high))
-        split(low, inner_low, level + 1)
-        split(inner_high, high, level + 1)
-
-    split(first, end, 0)
+    _split(first, end, 0, runs)
     return runs
+
+
+def _split(low: int, high: int, level: int, runs: list) -> None:
+    # A module function, not a closure: a closure calling itself is a reference cycle, left
+    # to the cyclic collector on every proposal.
+    if low >= high:
+        return
+    size = RESOLUTIONS[level]
+    if size == 1:
+        runs.append((1, low, high))
+        return
+    inner_low = -(-low // size) * size  # ceil to the bucket size
+    inner_high = high // size * size
+    if inner_low >= inner_high:
+        _split(low, high, level + 1, runs)
+        return
+    runs.append((size, inner_low, inner_high))
+    _split(low, inner_low, level + 1, runs)
+    _split(inner_high, high, level + 1, runs)
 
 
 def cover(since: dt.datetime | None, now: dt.datetime) -> Cover:
