@@ -57,13 +57,6 @@ class QueueConsumer(ClosesWhenLayerBreaks, AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
-    async def disconnect(self, code):
-        await self.leave_groups()
-
-    async def receive_json(self, content, **kwargs):
-        if isinstance(content, dict) and content.get("type") == "ping":
-            await self.send_json({"type": "pong"})
-
     async def hint(self, event):
         message = {k: v for k, v in event.items() if k != "type"}
         # The fleet's "approval count changed" duplicates the queue hint this socket gets.

@@ -46,14 +46,6 @@ class LiveConsumer(ClosesWhenLayerBreaks, AsyncJsonWebsocketConsumer):
         values = query.get(name) or [""]
         return values[0]
 
-    async def disconnect(self, code):
-        await self.leave_groups()
-
-    async def receive_json(self, content, **kwargs):
-        # The socket is one-way (server → page); pings keep proxies from closing it.
-        if content.get("type") == "ping":
-            await self.send_json({"type": "pong"})
-
     async def hint(self, event):
         message = {k: v for k, v in event.items() if k != "type"}
         await self.send_json({"type": "hint", **message})

@@ -20,7 +20,8 @@ CLOSE_LAYER_LOST = 1011  # RFC 6455 "internal error": the page reconnects
 
 
 class ClosesWhenLayerBreaks:
-    """Mixin for ``AsyncJsonWebsocketConsumer``s whose hints come through the layer.
+    """Mixin for ``AsyncJsonWebsocketConsumer``s whose hints come through the layer: the
+    sockets are one-way (hints out, pings answered) and leave their groups on disconnect.
 
     Channels assigns ``channel_receive`` in ``__call__``; the setter wraps it so that a
     failing receive becomes one ``layer.lost`` message, after which it never returns (the
@@ -28,6 +29,7 @@ class ClosesWhenLayerBreaks:
     """
 
     groups_joined: list[str]
+    _layer_lost = False
 
     @property
     def channel_receive(self):
@@ -36,7 +38,7 @@ class ClosesWhenLayerBreaks:
     @channel_receive.setter
     def channel_receive(self, receive):
         async def guarded():
-            if not getattr(self, "_layer_lost", False):
+            if not self._layer_lost:
                 try:
                     return await receive()
                 except Exception:  # any failure leaves the socket deaf: it must reconnect
@@ -49,6 +51,14 @@ class ClosesWhenLayerBreaks:
 
     async def layer_lost(self, message):
         await self.close(code=CLOSE_LAYER_LOST)
+
+    async def disconnect(self, code):
+        await self.leave_groups()
+
+    async def receive_json(self, content, **kwargs):
+        # The socket is one-way (server → page); pings keep proxies from closing it.
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
 
     async def leave_groups(self):
         """Discard the socket's groups; a layer that is down loses them anyway."""

@@ -90,6 +90,21 @@ async def test_logged_in_same_origin_operator_is_accepted(make_operator, path):
     await communicator.disconnect()
 
 
+@pytest.mark.parametrize("path", STREAMS)
+async def test_a_message_that_is_not_an_object_is_ignored(make_operator, path):
+    """The sockets are one-way: anything but a ping is dropped, whatever its JSON shape,
+    and the socket stays open (a list once raised inside the live consumer)."""
+    user = await sync_to_async(make_operator)("reviewer")
+    session = await sync_to_async(_session_cookie)(user)
+    communicator, connected, _ = await _open(path, session=session)
+    assert connected
+    for junk in ([], ["ping"], "ping", 7, None):
+        await communicator.send_json_to(junk)
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from(timeout=5) == {"type": "pong"}
+    await communicator.disconnect()
+
+
 async def test_a_logged_out_session_no_longer_opens_a_socket(make_operator):
     user = await sync_to_async(make_operator)("viewer")
 
