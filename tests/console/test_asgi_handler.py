@@ -1,15 +1,18 @@
-"""The ASGI handler runs an ordinary request's middleware and view in one thread hop, and
-an async view (the approvals long-poll) through Django's async chain (console/handlers.py)."""
+"""The ASGI handler runs an ordinary request's middleware and view in one thread hop, on a
+thread kept between requests, and an async view (the approvals long-poll) through Django's
+async chain (console/handlers.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from asgiref.sync import SyncToAsync
 from django.core.handlers.asgi import ASGIHandler
+from django.core.signals import request_started
 
-from console.handlers import WardenASGIHandler
+from console.handlers import RequestThread, RequestThreads, WardenASGIHandler
 
 
 def http_scope(path: str, query: bytes = b"") -> dict:
@@ -85,3 +88,47 @@ def test_an_async_view_keeps_djangos_async_chain(transactional_db):
     status, headers = call(WardenASGIHandler(), "/api/v1/approvals/abc")
     assert status == 401
     assert b"content-security-policy" in headers
+
+
+def test_requests_one_after_another_run_on_one_kept_thread(transactional_db):
+    seen: list[threading.Thread] = []
+
+    def started(**kwargs):
+        seen.append(threading.current_thread())
+
+    request_started.connect(started)
+    try:
+        handler = WardenASGIHandler()
+        for _ in range(3):
+            assert call(handler, "/healthz")[0] == 200
+    finally:
+        request_started.disconnect(started)
+    assert len(seen) == 3
+    assert seen[0] is not threading.main_thread()
+    assert seen[0].name.startswith("request")
+    assert seen[1] is seen[0] and seen[2] is seen[0]  # Django alone starts one per request
+    assert len(handler.threads) == 1  # idle, lent to the next request
+
+
+def test_a_thread_still_running_a_call_is_not_lent_again():
+    threads = RequestThreads()
+    release = threading.Event()
+    busy = threads.borrow()
+    running = busy.submit(release.wait, 10)
+    threads.give_back(busy)  # its request ended (the client left) while the view ran
+    assert len(threads) == 0
+    assert threads.borrow() is not busy
+    release.set()
+    assert running.result(timeout=10) is True
+    # Shut down once its call returned: nothing more can be given to it.
+    with pytest.raises(RuntimeError):
+        busy.submit(print)
+
+
+def test_at_most_keep_idle_threads_are_kept():
+    threads = RequestThreads(keep=2)
+    lent = [threads.borrow() for _ in range(3)]
+    for thread in lent:
+        threads.give_back(thread)
+    assert len(threads) == 2
+    assert isinstance(threads.borrow(), RequestThread)
