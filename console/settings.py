@@ -155,10 +155,10 @@ else:
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
     }
 
-# PostgreSQL: one connection pool per process (psycopg_pool). Under ASGI each request runs
-# in a thread of its own, so persistent connections (CONN_MAX_AGE) would open a connection
-# per concurrent request and leave it to the garbage collector; the pool bounds and reuses
-# them. WARDEN_DB_POOL_SIZE (default 10) is the most one process holds; 0 turns it off.
+# PostgreSQL: one connection pool per process (psycopg_pool). Under ASGI each concurrent
+# request runs on a thread of its own (console.handlers keeps up to 64 idle ones), so
+# persistent connections (CONN_MAX_AGE) would hold a connection per thread; the pool
+# bounds and reuses them. WARDEN_DB_POOL_SIZE (default 10) is the most one process holds; 0 turns it off.
 DB_POOL_SIZE = int(os.environ.get("WARDEN_DB_POOL_SIZE") or 10)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_SIZE > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
