@@ -58,9 +58,12 @@ class RequestThread(ThreadPoolExecutor):
 
 class RequestThreads:
     """The threads ordinary requests borrow, kept between requests (used from one event
-    loop). A thread whose request ended while one of its calls still runs (the client went
-    away mid-view) is not lent again: it is shut down once that call returns, so no later
-    request waits behind it. At most ``keep`` idle threads are kept."""
+    loop). At most ``keep`` idle threads are kept.
+
+    A request normally ends with its thread idle: when the client leaves mid-view, asgiref
+    waits for the cancelled call to return. Should a request end while one of its calls
+    still runs (its task cancelled a second time during that wait), the thread is not lent
+    again but shut down once the call returns, so no later request waits behind it."""
 
     def __init__(self, keep: int = 64):
         self.keep = keep

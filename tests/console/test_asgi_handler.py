@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from asgiref.sync import SyncToAsync
@@ -115,7 +116,7 @@ def test_a_thread_still_running_a_call_is_not_lent_again():
     release = threading.Event()
     busy = threads.borrow()
     running = busy.submit(release.wait, 10)
-    threads.give_back(busy)  # its request ended (the client left) while the view ran
+    threads.give_back(busy)  # its request ended while a call still ran
     assert len(threads) == 0
     assert threads.borrow() is not busy
     release.set()
@@ -132,3 +133,46 @@ def test_at_most_keep_idle_threads_are_kept():
         threads.give_back(thread)
     assert len(threads) == 2
     assert isinstance(threads.borrow(), RequestThread)
+
+
+def test_a_client_that_leaves_mid_view_leaves_its_thread_reusable(transactional_db):
+    """asgiref waits for a cancelled call's thread to return, so the request ends with its
+    thread idle, and the thread is lent again."""
+    handler = WardenASGIHandler()
+    entered = threading.Event()
+    finished: list[threading.Thread] = []
+    respond = handler._sync_handler.get_response
+
+    def slow_response(request):
+        entered.set()
+        time.sleep(0.3)  # still running when the client leaves
+        finished.append(threading.current_thread())
+        return respond(request)
+
+    handler._sync_handler.get_response = slow_response
+    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        pass
+
+    asyncio.run(handler(http_scope("/healthz"), receive, send))
+    assert len(finished) == 1  # the view ran to its end
+    assert len(handler.threads) == 1
+    handler._sync_handler.get_response = respond
+    seen: list[threading.Thread] = []
+
+    def started(**kwargs):
+        seen.append(threading.current_thread())
+
+    request_started.connect(started)
+    try:
+        assert call(handler, "/healthz")[0] == 200
+    finally:
+        request_started.disconnect(started)
+    assert seen == finished
