@@ -158,7 +158,8 @@ else:
 # PostgreSQL: one connection pool per process (psycopg_pool). Under ASGI each concurrent
 # request runs on a thread of its own (console.handlers keeps up to 64 idle ones), so
 # persistent connections (CONN_MAX_AGE) would hold a connection per thread; the pool
-# bounds and reuses them. WARDEN_DB_POOL_SIZE (default 10) is the most one process holds; 0 turns it off.
+# bounds and reuses them. WARDEN_DB_POOL_SIZE (default 10) is the most one process
+# holds; 0 turns it off.
 DB_POOL_SIZE = int(os.environ.get("WARDEN_DB_POOL_SIZE") or 10)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_SIZE > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0

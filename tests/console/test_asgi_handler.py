@@ -158,10 +158,13 @@ def test_a_client_that_leaves_mid_view_leaves_its_thread_reusable(transactional_
         await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
         return {"type": "http.disconnect"}
 
+    sent: list[dict] = []
+
     async def send(message):
-        pass
+        sent.append(message)
 
     asyncio.run(handler(http_scope("/healthz"), receive, send))
+    assert sent == []  # the request was abandoned: nothing was answered
     assert len(finished) == 1  # the view ran to its end
     assert len(handler.threads) == 1
     handler._sync_handler.get_response = respond
