@@ -171,7 +171,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL
     # psycopg's default, written down: a statement bound on the server is prepared once a
     # connection has run it five times. Only the history prefetch binds on the server
     # (console.authorize.history); Django's cursors bind on the client and are never
-    # prepared, so PostgreSQL plans the governed path's statements on every request.
+    # prepared, so PostgreSQL plans the governed path's other statements on every request.
     DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
