@@ -211,7 +211,7 @@ def test_the_prefetch_statement_is_prepared_by_the_connection(agent_and_session,
     agent, session = agent_and_session
     connection.ensure_connection()
     raw = connection.connection
-    threshold, raw.prepare_threshold = raw.prepare_threshold, 1  # as pooled connections do
+    threshold, raw.prepare_threshold = raw.prepare_threshold, 1  # prepared from its second run
     try:
         for _ in range(3):
             ctx = Context(agent, session, Proposal(name="x.y"), t0, Config())
