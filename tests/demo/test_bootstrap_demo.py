@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -13,7 +14,7 @@ from django.contrib.auth import get_user_model
 from audit.models import GovernanceEvent
 from console import services
 from console.authorize import canary
-from console.authorize.models import Guardrail, Rule
+from console.authorize.models import Guardrail, Policy, Rule
 from console.models import Agent, ApiKey
 from console.roles import ROLES, roles_of
 from tests.assessments.vectors import PROCUREMENT
@@ -82,6 +83,41 @@ def test_it_creates_the_scenario_rules_and_the_guardrails(bootstrap):
     assert document["canary"] not in json.dumps(trap.config)
 
 
+def test_the_support_agents_refund_policy_is_on_trial_recorded_not_enforced(bootstrap):
+    document, _ = bootstrap()
+    policy = Policy.objects.get(name="demo-refund-limit")
+    assert (policy.agent.name, policy.mode) == ("support-agent", "shadow")
+    client = agent_client(document["agents"]["support"]["key"])
+    session = client.post("/api/v1/sessions", {"goal": "refund"}, format="json").json()
+    actions = f"/api/v1/sessions/{session['session_id']}/actions"
+
+    def propose(body):
+        response = client.post(actions, body, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
+        assert response.status_code == 200, response.content
+        answer = response.json()
+        event = GovernanceEvent.objects.get(id=answer["event_id"])
+        trial = [v for v in event.payload["shadow_verdicts"] if v["source"] == policy.source]
+        return answer["verdict"], trial
+
+    # The Rego policy would block the demo's refund; the tier preset still decides.
+    verdict, trial = propose(
+        {
+            "name": "refund.issue",
+            "target": "customer:C-311",
+            "amount": "49.90",
+            "currency": "USD",
+            "sensitive": True,
+        }
+    )
+    assert verdict == "REQUIRE_APPROVAL"
+    assert [(v["verdict"], v["reason"]) for v in trial] == [
+        ("BLOCK", "refunds over USD 25 go through finance")
+    ]
+    verdict, trial = propose({"name": "kb.search", "target": "kb:help-center"})
+    assert verdict == "ALLOW"
+    assert [v["verdict"] for v in trial] == ["ALLOW"]
+
+
 def test_the_keys_file_is_private_and_each_key_authenticates_as_its_agent(demo_files, bootstrap):
     document, _ = bootstrap()
     assert stat.S_IMODE(demo_files[0].stat().st_mode) == 0o600
@@ -97,7 +133,7 @@ def test_the_keys_file_is_private_and_each_key_authenticates_as_its_agent(demo_f
 
 
 def counts() -> tuple[int, ...]:
-    models = (get_user_model(), Agent, ApiKey, Rule, Guardrail, GovernanceEvent)
+    models = (get_user_model(), Agent, ApiKey, Rule, Guardrail, Policy, GovernanceEvent)
     return tuple(model.objects.count() for model in models)
 
 

@@ -11,7 +11,10 @@ event):
   - ``procurement-agent`` — the procurement drift story (``shared/scenarios/
     procurement_drift.md``): the vectors' ``procurement_agent`` answers (risk tier 3), the
     scenario's scope and its three rules with their real windows (72 h, 24 h);
-  - ``support-agent`` — replies to customers; tier 3, a PII guardrail in redact mode;
+  - ``support-agent`` — replies to customers; tier 3, a PII guardrail in redact mode, and
+    a Rego policy on trial (shadow mode): refunds over USD 25 would go to finance. Its
+    would-be BLOCK of the demo's USD 49.90 refund is recorded on the event
+    (``shadow_verdicts``) while the refund still waits for a reviewer;
   - ``observability-agent`` — watches production; tier 4, so anything but a read needs two
     approvers (a production rollback at 2 a.m. goes to the queue);
   - ``inbox-summariser`` — summarises e-mail; tier 2, a canary token guardrail: a decoy
@@ -20,10 +23,10 @@ event):
 * an agent key for each, with the canary token the summariser carries, in
   ``var/demo-keys.json`` (0600), read by ``python -m examples.demo_fleet``.
 
-Running it again changes nothing that exists: operators, agents, rules and guardrails are
-looked up by name, and a key in the keys file that still authenticates is kept (a new one
-is issued only for an agent whose key is missing or revoked). An agent an operator revoked
-stays revoked (SPEC §1: permanent); ``make clean`` starts the demo over.
+Running it again changes nothing that exists: operators, agents, rules, guardrails and the
+policy are looked up by name, and a key in the keys file that still authenticates is kept
+(a new one is issued only for an agent whose key is missing or revoked). An agent an
+operator revoked stays revoked (SPEC §1: permanent); ``make clean`` starts the demo over.
 """
 
 from __future__ import annotations
@@ -45,8 +48,8 @@ from assessments.services import assess_agent
 from audit.services import record
 from console import credentials
 from console.authorize import canary
-from console.authorize.models import Guardrail, Rule
-from console.authorize.services import create_guardrail, create_rule
+from console.authorize.models import Guardrail, Policy, Rule
+from console.authorize.services import create_guardrail, create_policy, create_rule
 from console.models import Agent, ApiKey
 from console.roles import ADMIN, COMPLIANCE, ONCALL, REVIEWER, ROLES, VIEWER
 from console.services import issue_key, register_agent
@@ -237,6 +240,27 @@ SUPPORT_PII = {
     "mode": "redact",
     "stage": "both",
 }
+# A policy being tried out before it is enforced: shadow mode records what it would have
+# decided (the event's shadow_verdicts; a backtest over the agent's history shows more).
+SUPPORT_REFUND_POLICY = {
+    "name": "demo-refund-limit",
+    "description": "Trial: refunds over USD 25 go through finance, not the agent.",
+    "mode": "shadow",
+    "module": """package warden.demo_refund_limit
+
+import rego.v1
+
+default verdict := "allow"
+
+verdict := "block" if {
+	input.action.name == "refund.issue"
+	is_number(input.action.amount)
+	input.action.amount > 25
+}
+
+reason := "refunds over USD 25 go through finance" if verdict == "block"
+""",
+}
 SUMMARISER_CANARY = "demo-summariser-canary"
 
 
@@ -318,6 +342,7 @@ class Command(BaseCommand):
             agents[role] = self._agent(spec, owner=owner)
         self._rules(agents["procurement"], by=admin)
         self._guardrail(SUPPORT_PII, agents["support"], by=admin)
+        self._policy(SUPPORT_REFUND_POLICY, agents["support"], by=admin)
         token = self._canary(agents["summariser"], by=admin)
 
         entries: dict[str, Any] = {}
@@ -398,6 +423,10 @@ class Command(BaseCommand):
     def _guardrail(self, spec: dict[str, Any], agent: Agent, *, by) -> Guardrail:
         existing = Guardrail.objects.filter(name=spec["name"], deleted_at__isnull=True).first()
         return existing or create_guardrail(by=by, agent=agent, **spec)
+
+    def _policy(self, spec: dict[str, Any], agent: Agent, *, by) -> Policy:
+        existing = Policy.objects.filter(name=spec["name"], deleted_at__isnull=True).first()
+        return existing or create_policy(by=by, agent=agent, **spec)
 
     def _canary(self, agent: Agent, *, by) -> str:
         existing = Guardrail.objects.filter(name=SUMMARISER_CANARY, deleted_at__isnull=True).first()
