@@ -42,6 +42,19 @@ def _pretty(value) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
+def decision_of(payload: dict) -> dict:
+    """What the console shows of an ``action.evaluated`` payload (``audit/_decision.html``):
+    the action, its arguments as redacted (indented JSON), each layer's finding and the
+    shadow verdicts."""
+    action = payload.get("action") or {}
+    return {
+        "action": action,
+        "args": _pretty(action.get("args", {})),
+        "layers": payload.get("layers") or [],
+        "shadow": payload.get("shadow_verdicts") or [],
+    }
+
+
 def _score_text(value) -> str:
     return "–" if value is None else str(value)
 
@@ -152,10 +165,9 @@ def session_replay(session_id: uuid.UUID) -> list[Step]:
             step.kind = "end"
         elif kind == "action.evaluated":
             step.kind = "action"
-            step.action = payload.get("action") or {}
-            step.args = _pretty(step.action.get("args", {}))
-            step.layers = payload.get("layers") or []
-            step.shadow = payload.get("shadow_verdicts") or []
+            decision = decision_of(payload)
+            step.action, step.args = decision["action"], decision["args"]
+            step.layers, step.shadow = decision["layers"], decision["shadow"]
             if payload.get("approval_id"):
                 step.approval = approvals.get(payload["approval_id"]) or {
                     "id": payload["approval_id"],

@@ -133,6 +133,9 @@ def event_detail(request: HttpRequest, event_id) -> HttpResponse:
         "payload": json.dumps(event.payload, indent=2, ensure_ascii=False, sort_keys=True),
         "agent": Agent.objects.filter(pk=event.agent_id).first() if event.agent_id else None,
         "lag": integration_lag(),
+        "decision": (
+            timelines.decision_of(event.payload) if event.event_type == "action.evaluated" else None
+        ),
     }
     if entry is not None:
         fields = event.content_fields() | {"seq": entry.seq, "prev_hash": entry.prev_hash}

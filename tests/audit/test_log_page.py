@@ -191,6 +191,24 @@ def test_a_row_opens_the_full_event(viewer, story):
         assert text in body, text
 
 
+def test_an_evaluated_action_shows_its_decision_layer_by_layer(viewer, story):
+    event = GovernanceEvent.objects.filter(event_type="action.evaluated", verdict="BLOCK").get()
+    page = viewer.get(f"/audit/events/{event.id}/")
+    decision = page.content.decode().split('data-testid="event-decision"')[1]
+    decision = decision.split('data-testid="event-payload"')[0]
+    layers = event.payload["layers"]
+    assert layers and any(layer["verdict"] == "BLOCK" for layer in layers)
+    for layer in layers:
+        assert f'<td class="mono">{layer["source"]}</td>' in decision, layer
+    assert f"({event.payload['source']})" in decision
+    assert "payment.release" in decision
+    other = GovernanceEvent.objects.get(event_type="policy.changed")
+    assert (
+        'data-testid="event-decision"'
+        not in viewer.get(f"/audit/events/{other.id}/").content.decode()
+    )
+
+
 def test_an_event_not_integrated_yet_says_so(viewer, db):
     with transaction.atomic():
         event = record("test.pending", actor="system:test")
