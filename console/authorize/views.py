@@ -645,10 +645,14 @@ def guardrail_delete(request: HttpRequest, guardrail_id) -> HttpResponse:
 
 
 # --- backtests --------------------------------------------------------------------------
-def _backtest_range(data) -> tuple[dict[str, str], dict[str, list[str]], Any]:
+def _backtest_range(
+    data, default_agent: str = ""
+) -> tuple[dict[str, str], dict[str, list[str]], Any]:
+    """The backtest form's agent and range; a policy or rule that applies to one agent
+    proposes that agent (``default_agent``) until the form says otherwise."""
     now = timezone.now().replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
     form = {
-        "agent": data.get("backtest_agent", ""),
+        "agent": data.get("backtest_agent", default_agent),
         "from": data.get("from") or _utc_input(now - dt.timedelta(days=DEFAULT_BACKTEST_DAYS)),
         "to": data.get("to") or _utc_input(now),
     }
@@ -674,7 +678,8 @@ def _backtest_page(
     request, *, kind, subject, draft_fields, run, subject_errors=None
 ) -> HttpResponse:
     data = request.POST if request.method == "POST" else request.GET
-    form, errors, (agent, start, end) = _backtest_range(data)
+    applies_to = getattr(subject["obj"], "agent_id", None)
+    form, errors, (agent, start, end) = _backtest_range(data, str(applies_to or ""))
     if not run:
         errors = {}
     result = None

@@ -72,6 +72,30 @@ def test_the_form_has_a_default_range_and_runs_nothing(admin_client, admin_user,
     assert not events_of("policy.backtested")
 
 
+def test_a_policy_or_rule_of_one_agent_proposes_that_agent(admin_client, admin_user, history):
+    def selected(path, **params):
+        text = admin_client.get(path, params).content.decode()
+        return re.findall(r'<option value="([^"]*)" selected>', text)
+
+    everyone = authz.create_policy(by=admin_user, name="spend-limit", module=SPEND_LIMIT)
+    assert selected(f"/policies/{everyone.id}/backtest/") == []
+    mine = authz.create_policy(by=admin_user, name="buyer-limit", module=SPEND_LIMIT, agent=history)
+    assert selected(f"/policies/{mine.id}/backtest/") == [str(history.id)]
+    rule = authz.create_rule(
+        by=admin_user,
+        agent=history,
+        name="burst",
+        kind="rate",
+        pattern="contract.*",
+        window_seconds=3600,
+        threshold=3,
+        verdict="halt",
+    )
+    assert selected(f"/policies/rules/{rule.id}/backtest/") == [str(history.id)]
+    # What the form sends wins, an explicit "no agent" too (then it asks for one).
+    assert selected(f"/policies/{mine.id}/backtest/", backtest_agent="") == []
+
+
 def test_a_policy_backtest_shows_counts_per_verdict_with_event_links(
     admin_client, admin_user, history, t0
 ):
