@@ -329,3 +329,14 @@ def _sqlite_row(row: tuple) -> tuple:
         if values[index] is not None and not isinstance(values[index], str):
             values[index] = str(values[index])
     return tuple(values)
+
+
+def with_agent_names(events: list[GovernanceEvent]) -> list[GovernanceEvent]:
+    """Set ``agent_name`` on each event of a page (one query for all of them)."""
+    from console.models import Agent
+
+    ids = {event.agent_id for event in events if event.agent_id}
+    names = dict(Agent.objects.filter(pk__in=ids).values_list("id", "name")) if ids else {}
+    for event in events:
+        event.agent_name = names.get(event.agent_id, "")
+    return events

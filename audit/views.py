@@ -85,13 +85,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         page = selectors.log_page(
             flt, before=_cursor(request, "before"), after=_cursor(request, "after"), limit=PAGE
         )
-    names = dict(
-        Agent.objects.filter(pk__in={e.agent_id for e in page.events if e.agent_id}).values_list(
-            "id", "name"
-        )
-    )
-    for event in page.events:
-        event.agent_name = names.get(event.agent_id, "")
+    selectors.with_agent_names(page.events)
     context = {
         **_filter_context(flt, request),
         "page": page,

@@ -69,8 +69,13 @@ def open_sessions(agent: Agent) -> QuerySet[AgentSession]:
     return agent.sessions.filter(status=AgentSession.Status.OPEN).order_by("-started_at")
 
 
-def recent_events(limit: int = 15) -> QuerySet[GovernanceEvent]:
-    return GovernanceEvent.objects.select_related("log").order_by("-arrival")[:limit]
+def recent_events(limit: int = 15) -> list[GovernanceEvent]:
+    """The newest events, each with its agent's name (``agent_name``)."""
+    from audit.selectors import with_agent_names
+
+    return with_agent_names(
+        list(GovernanceEvent.objects.select_related("log").order_by("-arrival")[:limit])
+    )
 
 
 def dashboard_context() -> dict:

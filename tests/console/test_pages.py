@@ -44,6 +44,17 @@ def test_agent_detail_tabs(client, login_as, make_agent):
     assert client.get("/agents/not-a-uuid/").status_code == 404
 
 
+def test_the_dashboards_recent_events_name_their_agent_and_open_the_event(
+    client, login_as, make_agent
+):
+    agent = make_agent("named-in-the-feed")
+    login_as("viewer")
+    [event] = events_of("agent.registered", agent_id=agent.id)
+    html = client.get("/").content.decode()
+    row = next(r for r in html.split("<tr>") if f"/audit/events/{event.id}/" in r)
+    assert f'<a href="/agents/{agent.id}/">named-in-the-feed</a>' in row
+
+
 def test_unassessed_agents_say_so(client, login_as, make_agent):
     make_agent("fresh", assessed=False)
     login_as("viewer")
