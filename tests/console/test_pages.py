@@ -1,9 +1,10 @@
 """Console pages: roles on every view, containment forms, keys shown once (SPEC §1, §8)."""
 
 import json
+import uuid
 
 import pytest
-from django.urls import reverse
+from django.urls import resolve, reverse
 
 from console.models import Agent, ApiKey
 from tests.helpers import events_of
@@ -176,3 +177,14 @@ def test_openapi_schema_and_docs(client, login_as):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and "swagger" in docs.content.decode().lower()
     assert "cdn" not in docs.content.decode().lower()
+
+
+def test_the_agent_runtime_resolves_its_urls_before_the_pages():
+    """Every governed action resolves its URL: it must not be tried against the console's
+    page patterns first (console/urls.py)."""
+    session, action = uuid.uuid4(), uuid.uuid4()
+    proposal = resolve(f"/api/v1/sessions/{session}/actions")
+    result = resolve(f"/api/v1/sessions/{session}/actions/{action}/result")
+    assert proposal.url_name == "api-session-actions" and len(proposal.tried) <= 2
+    assert result.url_name == "api-action-result" and len(result.tried) <= 3
+    assert resolve("/agents/").url_name == "agent-list"
