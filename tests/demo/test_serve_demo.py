@@ -59,6 +59,7 @@ def test_serve_demo_runs_the_fleet_next_to_the_console_and_stops_it(tmp_path):
     assert f"admin / {admin_password}" in guide
     assert f"http://127.0.0.1:{port}/approvals/" in guide
     assert "the queue fills within a few seconds" in guide
+    assert f"http://127.0.0.1:{port}/policies/" in guide and "demo-refund-limit" in guide
 
     text = log.read_text()
     for agent in ("procurement", "support", "observability", "summariser"):

@@ -253,6 +253,9 @@ def guide(url: str, log: str) -> str:
      stored with [REDACTED:email] / [REDACTED:phone].
   4. Contain: Pause, Resume or Revoke any agent from its row — a paused agent's
      new sessions are refused and it backs off; a revoked one stops.
+  5. Policies ({url}/policies/) — demo-refund-limit, a Rego policy on trial in
+     shadow mode: open a refund's event to see what it would have blocked, or
+     Backtest it against support-agent before you enforce it.
 
   The agents' own view: {fleet_log}
 """
