@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, QuerySet
 
 from audit.models import GovernanceEvent
+from audit.selectors import with_agent_names
 from audit.services import integration_lag
 
 from .models import Agent, AgentSession
@@ -71,8 +72,6 @@ def open_sessions(agent: Agent) -> QuerySet[AgentSession]:
 
 def recent_events(limit: int = 15) -> list[GovernanceEvent]:
     """The newest events, each with its agent's name (``agent_name``)."""
-    from audit.selectors import with_agent_names
-
     return with_agent_names(
         list(GovernanceEvent.objects.select_related("log").order_by("-arrival")[:limit])
     )
