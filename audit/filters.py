@@ -76,6 +76,7 @@ EVENT_TYPES = (
     "operator.created",
     "operator.updated",
     "operator.token_issued",
+    "operator.token_revoked",
     "access.denied",
 )
 PARAMS = ("from", "to", "event_type", "agent", "session", "actor", "verdict", "result", "q")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 
+from audit.keys import keyring
 from audit.models import GovernanceEvent
 from audit.selectors import with_agent_names
 from audit.services import integration_lag
 
-from .models import Agent, AgentSession
+from .models import Agent, AgentSession, OperatorToken
 
 CONTAINMENT_EVENTS = (
     "agent.registered",
@@ -94,3 +95,17 @@ def dashboard_context() -> dict:
         "lag": integration_lag(),
         **trust_context(),  # trust movers of the week and open alerts (trust app)
     }
+
+
+def operator_tokens() -> QuerySet[OperatorToken]:
+    """Every operator API token, live ones first (prefixes only: the secrets are hashed)."""
+    return OperatorToken.objects.select_related("user").order_by(
+        F("revoked_at").desc(nulls_first=True), "user__username", "-created_at"
+    )
+
+
+def signing_keys() -> list[dict]:
+    """The log's public keys, newest first, as ``/.well-known/warden-keys.json`` lists
+    them; ``signing`` marks the one new events are signed with."""
+    keys = sorted(keyring().public_keys(), key=lambda key: key.valid_from, reverse=True)
+    return [dict(key.as_json(), signing=key.valid_until is None) for key in keys]

@@ -280,6 +280,25 @@ def issue_operator_token(user, *, by) -> tuple[OperatorToken, str]:
     return token, full
 
 
+def revoke_operator_token(token: OperatorToken, *, by, reason: str) -> OperatorToken:
+    """Revoke one operator API token: it stops authenticating on its very next request
+    (authentication reads the token on every request; nothing caches it)."""
+    reason = require_reason(reason)
+    with transaction.atomic():
+        updated = OperatorToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if not updated:
+            raise Conflict("This token is already revoked.", code="token_revoked")
+        record(
+            "operator.token_revoked",
+            actor=_user_actor(by),
+            reason=reason,
+            payload={"user": token.user.get_username(), "prefix": token.prefix},
+        )
+    return OperatorToken.objects.select_related("user").get(pk=token.pk)
+
+
 # --- sessions -------------------------------------------------------------------------
 def open_session(agent: Agent, *, workflow_id: str | None = None, goal: str = "") -> AgentSession:
     """Open a session for an authenticated agent (SPEC §9 ``POST /api/v1/sessions``)."""

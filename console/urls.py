@@ -49,6 +49,11 @@ urlpatterns = [
     path("agents/<str:agent_id>/keys/<str:key_id>/revoke/", views.key_revoke, name="key-revoke"),
     path("sessions/<str:session_id>/halt/", views.session_halt, name="session-halt"),
     path("settings/", views.settings_page, name="settings"),
+    path(
+        "settings/tokens/<str:token_prefix>/revoke/",
+        views.operator_token_revoke,
+        name="operator-token-revoke",
+    ),
     path("healthz", views.healthz, name="healthz"),
     path(".well-known/warden-keys.json", public_keys, name="warden-keys"),
     path("", include("console.authorize.urls")),

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from . import selectors, services, tabs
 from .authorize import selectors as authorize_selectors
 from .errors import WardenError
-from .models import Agent, AgentSession, ApiKey
+from .models import Agent, AgentSession, ApiKey, OperatorToken
 from .roles import can, role_required
 
 CONTAINMENT = {
@@ -258,7 +258,8 @@ def key_revoke(request: HttpRequest, agent_id, key_id) -> HttpResponse:
 
 @role_required("read")
 def settings_page(request: HttpRequest) -> HttpResponse:
-    """Operators and roles; canary tokens (``console.authorize.views.canary_new``)."""
+    """Operators and roles, their API tokens, the log's signing keys, and canary tokens
+    (``console.authorize.views.canary_new``)."""
     users = get_user_model().objects.prefetch_related("groups").order_by("username")
     return render(
         request,
@@ -266,10 +267,32 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         {
             "users": users,
             "can_manage_users": can(request.user, "manage_users"),
+            "tokens": selectors.operator_tokens(),
+            "signing_keys": selectors.signing_keys(),
             "canaries": authorize_selectors.canary_guardrails(),
             "can_manage_policies": can(request.user, "manage_policies"),
         },
     )
+
+
+@role_required("manage_users")
+@require_http_methods(["GET", "POST"])
+def operator_token_revoke(request: HttpRequest, token_prefix: str) -> HttpResponse:
+    token = get_object_or_404(OperatorToken.objects.select_related("user"), prefix=token_prefix)
+    context = {"token": token, "errors": {}}
+    if request.method == "GET":
+        return render(request, "console/token_revoke.html", context)
+    try:
+        services.revoke_operator_token(
+            token, by=request.user, reason=request.POST.get("reason", "")
+        )
+    except WardenError as exc:
+        context["errors"] = exc.fields or {"form": [exc.message]}
+        return render(request, "console/token_revoke.html", context, status=exc.status)
+    messages.success(
+        request, f"Token wdn_op_{token.prefix}_… of {token.user.get_username()} revoked."
+    )
+    return redirect(reverse("settings") + "#tokens")
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

@@ -68,6 +68,7 @@ def build_world(admin) -> World:
     key, agent_key = services.issue_key(agent, by=admin, label="alpha key")
     foreign = mark_assessed(services.register_agent(name="sec-beta", by=admin))
     _, foreign_key = services.issue_key(foreign, by=admin, label="beta key")
+    operator_token, _ = services.issue_operator_token(admin, by=admin)
 
     session = services.open_session(agent, goal="security walk")
     answer = evaluate_action(agent, session, name="invoice.read", target="vendor:acme")
@@ -125,5 +126,6 @@ def build_world(admin) -> World:
         "export_id": str(export.id),
         "alert_id": str(alert.id),
         "event_id": str(event.id),
+        "token_prefix": operator_token.prefix,
     }
     return World(agent, agent_key, foreign, foreign_key, ids)
