@@ -535,6 +535,33 @@ def test_pause_resume_and_revoke_from_the_list_the_detail_and_the_queue(
     assert page.locator("[data-testid='pause-helpdesk']").count() == 1  # the others untouched
 
 
+def test_revoke_an_operator_token_from_settings(asgi_server, journey, make_operator):
+    admin = make_operator("admin", username="ada", password=PASSWORD)
+    bot = make_operator("compliance", username="export-bot")
+    token, full = console_services.issue_operator_token(bot, by=admin)
+    operator_api = httpx.Client(
+        base_url=asgi_server.url + "/api/v1", headers={"Authorization": f"Token {full}"}
+    )
+    assert operator_api.get("/agents").status_code == 200
+    page = journey.page
+    login(page, asgi_server, "ada", PASSWORD)
+
+    page.click("header.top nav >> text=Settings")
+    row = f"[data-testid='token-row-{token.prefix}']"
+    expect(page.locator(row)).to_contain_text("active")
+    expect(page.locator("#signing-keys")).to_contain_text("signing")
+    page.click(f"[data-testid='revoke-token-{token.prefix}']")
+    page.click("[data-testid='confirm-revoke-token']")  # no reason: the browser refuses
+    assert operator_api.get("/agents").status_code == 200
+    page.fill("#id_reason", "the export job moved to another account")
+    shot(journey, "35-token-revoke")
+    page.click("[data-testid='confirm-revoke-token']")
+    page.wait_for_url(asgi_server.url + "/settings/#tokens")
+    expect(page.locator(row)).to_contain_text("revoked")
+    assert page.locator(f"[data-testid='revoke-token-{token.prefix}']").count() == 0
+    assert operator_api.get("/agents").status_code == 401
+
+
 # --- 5–7. audit: filter and export, replay, incident -------------------------------------------
 @pytest.fixture
 def traffic(asgi_server, make_operator, make_agent, admin_user):
