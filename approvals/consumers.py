@@ -55,7 +55,11 @@ class QueueConsumer(ClosesWhenLayerBreaks, AsyncJsonWebsocketConsumer):
         self.groups_joined = [QUEUE_GROUP, hints.FLEET_GROUP]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        await self.join_operator_group(user)
         await self.accept()
+
+    def allows(self, user) -> bool:
+        return _may_decide(user)
 
     async def hint(self, event):
         message = {k: v for k, v in event.items() if k != "type"}

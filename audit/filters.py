@@ -77,6 +77,8 @@ EVENT_TYPES = (
     "operator.updated",
     "operator.token_issued",
     "operator.token_revoked",
+    "operator.deactivated",
+    "operator.reactivated",
     "access.denied",
 )
 PARAMS = ("from", "to", "event_type", "agent", "session", "actor", "verdict", "result", "q")

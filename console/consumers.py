@@ -37,6 +37,7 @@ class LiveConsumer(ClosesWhenLayerBreaks, AsyncJsonWebsocketConsumer):
         hints.bind_loop()
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        await self.join_operator_group(user)
         await self.accept()
 
     def _query_param(self, name: str) -> str:

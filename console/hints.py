@@ -36,12 +36,18 @@ def agent_group(agent_id: Any) -> str:
     return f"agent.{agent_id}"
 
 
-def send(group: str, message: dict) -> None:
-    """Push one hint now (call it from after-commit hooks)."""
+def operator_group(user_id: Any) -> str:
+    """Every hint socket of one operator (closed when they lose the right to it)."""
+    return f"operator.{user_id}"
+
+
+def send(group: str, message: dict, *, handler: str = "hint") -> None:
+    """Push one hint now (call it from after-commit hooks); ``handler`` names the
+    consumer method that receives it."""
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "hint", **message}
+    message = {**message, "type": handler}
     try:
         loop = _home_loop
         if (
@@ -66,6 +72,13 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 def send_on_commit(group: str, message: dict) -> None:
     transaction.on_commit(lambda: send(group, message), robust=True)
+
+
+def operator_changed_on_commit(user_id: Any) -> None:
+    """The operator's roles or status changed: each of their sockets re-checks its right."""
+    transaction.on_commit(
+        lambda: send(operator_group(user_id), {}, handler="operator.changed"), robust=True
+    )
 
 
 def agent_changed_on_commit(agent_id: Any, *, kind: str = "changed") -> None:

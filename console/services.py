@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import record
@@ -17,6 +20,7 @@ from audit.services import record
 from . import credentials, hints
 from .errors import Conflict, Invalid
 from .models import Agent, AgentSession, ApiKey, OperatorToken
+from .roles import ADMIN, ROLES
 from .validation import normalize_scope, normalize_settings, require_reason
 
 log = logging.getLogger("warden.console")
@@ -297,6 +301,108 @@ def revoke_operator_token(token: OperatorToken, *, by, reason: str) -> OperatorT
             payload={"user": token.user.get_username(), "prefix": token.prefix},
         )
     return OperatorToken.objects.select_related("user").get(pk=token.pk)
+
+
+# --- operators ------------------------------------------------------------------------
+def operator_roles(user) -> list[str]:
+    """The roles an operator holds (a superuser is always an admin)."""
+    names = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+    if user.is_superuser:
+        names.add(ADMIN)
+    return sorted(names)
+
+
+def _lock_operators(user):
+    """Lock the operator being changed and every active admin, so two admins changing each
+    other at once cannot both pass the last-admin check."""
+    User = get_user_model()
+    admins = Q(is_superuser=True) | Q(groups__name=ADMIN)
+    list(
+        User.objects.select_for_update(of=("self",))
+        .filter(admins, is_active=True)
+        .values_list("pk")
+    )
+    return User.objects.select_for_update().get(pk=user.pk)
+
+
+def _keeps_an_admin(user, *, roles: list[str], active: bool) -> bool:
+    """Whether an active admin other than ``user`` remains, or ``user`` stays one."""
+    if active and ADMIN in roles:
+        return True
+    User = get_user_model()
+    admins = Q(is_superuser=True) | Q(groups__name=ADMIN)
+    return User.objects.filter(admins, is_active=True).exclude(pk=user.pk).exists()
+
+
+def set_operator_roles(user, *, by, roles, reason: str):
+    """Replace an operator's roles (SPEC §8). They apply from the operator's next request.
+    Refused: no role at all (deactivate instead), an admin dropping their own admin role,
+    a superuser without admin, and the change that would leave no active admin."""
+    reason = require_reason(reason)
+    if not isinstance(roles, list | tuple) or not all(isinstance(r, str) for r in roles):
+        raise Invalid("Roles must be a list of role names.", fields={"roles": ["A list."]})
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise Invalid(
+            f"Unknown role: {', '.join(unknown)}.",
+            fields={"roles": [f"Choose from {', '.join(ROLES)}."]},
+        )
+    if not roles:
+        raise Invalid(
+            "An operator needs at least one role; deactivate the operator instead.",
+            fields={"roles": ["Choose at least one role."]},
+        )
+    roles = sorted(set(roles))
+    with transaction.atomic():
+        user = _lock_operators(user)
+        previous = operator_roles(user)
+        if user.is_superuser and ADMIN not in roles:
+            raise Invalid(
+                "A superuser is always an admin.", fields={"roles": ["Keep the admin role."]}
+            )
+        if user.pk == by.pk and ADMIN in previous and ADMIN not in roles:
+            raise Conflict(
+                "You cannot remove your own admin role; ask another admin.", code="self_demotion"
+            )
+        if not _keeps_an_admin(user, roles=roles, active=user.is_active):
+            raise Conflict("This would leave Warden without an active admin.", code="last_admin")
+        if roles == previous:
+            raise Conflict("The operator already has exactly these roles.", code="no_change")
+        user.groups.set([Group.objects.get_or_create(name=name)[0] for name in roles])
+        record(
+            "operator.updated",
+            actor=_user_actor(by),
+            reason=reason,
+            payload={"username": user.get_username(), "roles": roles, "previous_roles": previous},
+        )
+        hints.operator_changed_on_commit(user.pk)
+    return user
+
+
+def set_operator_active(user, *, by, active: bool, reason: str):
+    """Deactivate an operator (their console session and API tokens are refused from their
+    next request; the tokens work again if they are reactivated) or reactivate one.
+    Refused: deactivating yourself, and deactivating the last active admin."""
+    reason = require_reason(reason)
+    with transaction.atomic():
+        user = _lock_operators(user)
+        if user.is_active == active:
+            state = "active" if active else "deactivated"
+            raise Conflict(f"The operator is already {state}.", code=f"already_{state}")
+        if not active and user.pk == by.pk:
+            raise Conflict("You cannot deactivate yourself.", code="self_deactivation")
+        if not active and not _keeps_an_admin(user, roles=operator_roles(user), active=False):
+            raise Conflict("This would leave Warden without an active admin.", code="last_admin")
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+        record(
+            "operator.reactivated" if active else "operator.deactivated",
+            actor=_user_actor(by),
+            reason=reason,
+            payload={"username": user.get_username(), "roles": operator_roles(user)},
+        )
+        hints.operator_changed_on_commit(user.pk)
+    return user
 
 
 # --- sessions -------------------------------------------------------------------------

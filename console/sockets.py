@@ -13,10 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+
+from .hints import operator_group
+from .roles import roles_of
+
 logger = logging.getLogger(__name__)
 
 LAYER_LOST = "layer.lost"
 CLOSE_LAYER_LOST = 1011  # RFC 6455 "internal error": the page reconnects
+CLOSE_NOT_ALLOWED = 4403  # as a refused connect (a reconnect is refused too)
 
 
 class ClosesWhenLayerBreaks:
@@ -51,6 +58,27 @@ class ClosesWhenLayerBreaks:
 
     async def layer_lost(self, message):
         await self.close(code=CLOSE_LAYER_LOST)
+
+    def allows(self, user) -> bool:
+        """Whether ``user`` (read afresh) may keep this socket: an active operator with a
+        role. Consumers that need more override it."""
+        return bool(roles_of(user))
+
+    async def join_operator_group(self, user) -> None:
+        """Join the operator's own group (call from ``connect``, before accepting)."""
+        group = operator_group(user.pk)
+        self.groups_joined.append(group)
+        await self.channel_layer.group_add(group, self.channel_name)
+
+    async def operator_changed(self, message):
+        """The operator was deactivated or their roles changed: close the socket with 4403
+        if they may no longer hold it (the page's fetches are refused anyway)."""
+        if not await database_sync_to_async(self._still_allowed)():
+            await self.close(code=CLOSE_NOT_ALLOWED)
+
+    def _still_allowed(self) -> bool:
+        user = get_user_model().objects.filter(pk=self.scope["user"].pk).first()
+        return user is not None and self.allows(user)
 
     async def disconnect(self, code):
         await self.leave_groups()

@@ -49,6 +49,13 @@ urlpatterns = [
     path("agents/<str:agent_id>/keys/<str:key_id>/revoke/", views.key_revoke, name="key-revoke"),
     path("sessions/<str:session_id>/halt/", views.session_halt, name="session-halt"),
     path("settings/", views.settings_page, name="settings"),
+    path("settings/operators/<str:username>/", views.operator_detail, name="operator-detail"),
+    path("settings/operators/<str:username>/roles/", views.operator_roles, name="operator-roles"),
+    path(
+        "settings/operators/<str:username>/active/",
+        views.operator_active,
+        name="operator-active",
+    ),
     path(
         "settings/tokens/<str:token_prefix>/revoke/",
         views.operator_token_revoke,

@@ -22,7 +22,7 @@ from . import selectors, services, tabs
 from .authorize import selectors as authorize_selectors
 from .errors import WardenError
 from .models import Agent, AgentSession, ApiKey, OperatorToken
-from .roles import can, role_required
+from .roles import ROLES, can, role_required
 
 CONTAINMENT = {
     "pause": {
@@ -293,6 +293,63 @@ def operator_token_revoke(request: HttpRequest, token_prefix: str) -> HttpRespon
         request, f"Token wdn_op_{token.prefix}_… of {token.user.get_username()} revoked."
     )
     return redirect(reverse("settings") + "#tokens")
+
+
+def _operator(username: str):
+    return get_object_or_404(get_user_model().objects.prefetch_related("groups"), username=username)
+
+
+def _operator_page(request, person, *, errors=None, status=200, form=None) -> HttpResponse:
+    context = {
+        "person": person,
+        "roles": ROLES,
+        "held": set(services.operator_roles(person)),
+        "errors": errors or {},
+        "form": form or "",
+        "tokens": person.api_tokens.order_by("-created_at"),
+    }
+    return render(request, "console/operator.html", context, status=status)
+
+
+@role_required("manage_users")
+def operator_detail(request: HttpRequest, username: str) -> HttpResponse:
+    """One operator: their roles and status, with the forms that change them."""
+    return _operator_page(request, _operator(username))
+
+
+@role_required("manage_users")
+@require_POST
+def operator_roles(request: HttpRequest, username: str) -> HttpResponse:
+    person = _operator(username)
+    try:
+        services.set_operator_roles(
+            person,
+            by=request.user,
+            roles=request.POST.getlist("roles"),
+            reason=request.POST.get("reason", ""),
+        )
+    except WardenError as exc:
+        errors = exc.fields or {"form": [exc.message]}
+        return _operator_page(request, person, errors=errors, status=exc.status, form="roles")
+    messages.success(request, f"Roles of {person.get_username()} changed.")
+    return redirect("operator-detail", username=person.get_username())
+
+
+@role_required("manage_users")
+@require_POST
+def operator_active(request: HttpRequest, username: str) -> HttpResponse:
+    person = _operator(username)
+    active = request.POST.get("active") == "1"
+    try:
+        services.set_operator_active(
+            person, by=request.user, active=active, reason=request.POST.get("reason", "")
+        )
+    except WardenError as exc:
+        errors = exc.fields or {"form": [exc.message]}
+        return _operator_page(request, person, errors=errors, status=exc.status, form="active")
+    state = "reactivated" if active else "deactivated"
+    messages.success(request, f"{person.get_username()} {state}.")
+    return redirect("operator-detail", username=person.get_username())
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

@@ -29,6 +29,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from approvals import services as approval_services
@@ -560,6 +561,47 @@ def test_revoke_an_operator_token_from_settings(asgi_server, journey, make_opera
     expect(page.locator(row)).to_contain_text("revoked")
     assert page.locator(f"[data-testid='revoke-token-{token.prefix}']").count() == 0
     assert operator_api.get("/agents").status_code == 401
+
+
+def test_change_an_operators_roles_then_deactivate_them(
+    asgi_server, journey, browser, make_operator, make_agent
+):
+    make_operator("admin", username="ada", password=PASSWORD)
+    make_agent("helpdesk")
+    make_operator("reviewer", username="rita", password=PASSWORD)
+    # rita is logged in elsewhere: a reviewer, she gets no containment buttons.
+    rita_context = browser.new_context(viewport=VIEWPORT)
+    rita_page = rita_context.new_page()
+    login(rita_page, asgi_server, "rita", PASSWORD)
+    rita_page.goto(asgi_server.url + "/agents/")
+    assert rita_page.locator("[data-testid='pause-helpdesk']").count() == 0
+    page = journey.page
+    login(page, asgi_server, "ada", PASSWORD)
+
+    page.click("header.top nav >> text=Settings")
+    page.click("[data-testid='operator-row-rita'] a")
+    page.wait_for_url(asgi_server.url + "/settings/operators/rita/")
+    page.uncheck("[data-testid='role-reviewer']")
+    page.check("[data-testid='role-oncall']")
+    page.fill("#id_roles_reason", "moves to the on-call rota")
+    page.click("[data-testid='save-roles']")
+    expect(page.locator(".messages")).to_contain_text("Roles of rita changed.")
+    assert page.is_checked("[data-testid='role-oncall']")
+    assert not page.is_checked("[data-testid='role-reviewer']")
+    shot(journey, "36-operator-roles")
+    # On call now, on her next request.
+    rita_page.reload()
+    assert rita_page.locator("[data-testid='pause-helpdesk']").count() == 1
+
+    page.fill("#id_active_reason", "left the company")
+    page.click("[data-testid='deactivate']")
+    expect(page.locator("[data-testid='operator-status']")).to_have_text("deactivated")
+    page.wait_for_selector("[data-testid='reactivate']")
+    rita_page.goto(asgi_server.url + "/agents/")
+    rita_page.wait_for_url(re.compile(r"/login/\?next=/agents/$"))  # logged out
+    rita_context.close()
+    rita = get_user_model().objects.get(username="rita")
+    assert not rita.is_active and console_services.operator_roles(rita) == ["oncall"]
 
 
 # --- 5–7. audit: filter and export, replay, incident -------------------------------------------

@@ -78,3 +78,27 @@ async def test_bad_agent_parameter_is_refused(make_operator):
     communicator.scope["user"] = user
     connected, code = await communicator.connect()
     assert not connected and code == 4400
+
+
+async def test_a_deactivated_operators_sockets_are_closed(make_operator, admin_user):
+    from approvals.consumers import QueueConsumer
+
+    user = await sync_to_async(make_operator)("reviewer", username="live-leaver")
+    live = WebsocketCommunicator(LiveConsumer.as_asgi(), "/ws/live/")
+    queue = WebsocketCommunicator(QueueConsumer.as_asgi(), "/ws/approvals/")
+    for communicator in (live, queue):
+        communicator.scope["user"] = user
+        connected, _ = await communicator.connect()
+        assert connected
+
+    # Losing "decide" closes the queue's socket; the live socket only needs a role.
+    await sync_to_async(services.set_operator_roles)(
+        user, by=admin_user, roles=["viewer"], reason="off the review rota"
+    )
+    assert (await queue.receive_output(timeout=5)) == {"type": "websocket.close", "code": 4403}
+    assert await live.receive_nothing(timeout=0.3)
+
+    await sync_to_async(services.set_operator_active)(
+        user, by=admin_user, active=False, reason="left the company"
+    )
+    assert (await live.receive_output(timeout=5)) == {"type": "websocket.close", "code": 4403}

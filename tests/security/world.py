@@ -127,5 +127,6 @@ def build_world(admin) -> World:
         "alert_id": str(alert.id),
         "event_id": str(event.id),
         "token_prefix": operator_token.prefix,
+        "username": admin.get_username(),
     }
     return World(agent, agent_key, foreign, foreign_key, ids)
