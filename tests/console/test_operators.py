@@ -136,6 +136,7 @@ def test_the_console_form_changes_roles_and_shows_specific_errors(client, admin_
     client.force_login(admin_user)
     page = client.get("/settings/operators/rita/").content.decode()
     assert 'value="reviewer" data-testid="role-reviewer" checked' in page
+    assert 'href="/audit/?actor=user:rita" data-testid="operator-activity"' in page
 
     missing = client.post("/settings/operators/rita/roles/", {"roles": ["viewer"]})
     assert missing.status_code == 400 and "This field is required." in missing.content.decode()
