@@ -9,7 +9,7 @@ from audit.models import GovernanceEvent
 from audit.selectors import with_agent_names
 from audit.services import integration_lag
 
-from .models import Agent, AgentSession, OperatorToken
+from .models import Agent, AgentSession, ApiKey, OperatorToken
 
 CONTAINMENT_EVENTS = (
     "agent.registered",
@@ -101,6 +101,13 @@ def operator_tokens() -> QuerySet[OperatorToken]:
     """Every operator API token, live ones first (prefixes only: the secrets are hashed)."""
     return OperatorToken.objects.select_related("user").order_by(
         F("revoked_at").desc(nulls_first=True), "user__username", "-created_at"
+    )
+
+
+def agent_keys() -> QuerySet[ApiKey]:
+    """Every agent API key, live ones first, newest first (prefixes only)."""
+    return ApiKey.objects.select_related("agent", "created_by").order_by(
+        F("revoked_at").desc(nulls_first=True), "-created_at"
     )
 
 

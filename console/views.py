@@ -258,7 +258,8 @@ def key_revoke(request: HttpRequest, agent_id, key_id) -> HttpResponse:
 
 @role_required("read")
 def settings_page(request: HttpRequest) -> HttpResponse:
-    """Operators and roles, their API tokens, the log's signing keys, and canary tokens
+    """Operators and roles, their API tokens, agents' API keys, the log's signing keys, and
+    canary tokens
     (``console.authorize.views.canary_new``)."""
     users = get_user_model().objects.prefetch_related("groups").order_by("username")
     return render(
@@ -268,6 +269,8 @@ def settings_page(request: HttpRequest) -> HttpResponse:
             "users": users,
             "can_manage_users": can(request.user, "manage_users"),
             "tokens": selectors.operator_tokens(),
+            "agent_keys": selectors.agent_keys(),
+            "can_manage_keys": can(request.user, "manage_keys"),
             "signing_keys": selectors.signing_keys(),
             "canaries": authorize_selectors.canary_guardrails(),
             "can_manage_policies": can(request.user, "manage_policies"),

@@ -115,3 +115,25 @@ def test_settings_list_the_signing_keys_that_the_well_known_document_publishes(
         assert key["public_key"] in row
         assert ("signing" in row) is (key["key_id"] == second.key_id)
         assert ("retired" in row) is (key["key_id"] == first.key_id)
+
+
+def test_settings_list_every_agents_keys_with_a_revoke_link_for_admins(
+    client, make_operator, make_agent, admin_user
+):
+    agent = make_agent("keyed")
+    live, full = services.issue_key(agent, by=admin_user, label="prod")
+    gone, _ = services.issue_key(agent, by=admin_user, label="old")
+    services.revoke_key(gone, by=admin_user, reason="rotated")
+
+    client.force_login(admin_user)
+    page = client.get("/settings/").content.decode()
+    live_row = page.split(f'data-testid="agent-key-{live.prefix}"')[1].split("</tr>")[0]
+    gone_row = page.split(f'data-testid="agent-key-{gone.prefix}"')[1].split("</tr>")[0]
+    assert "keyed" in live_row and "prod" in live_row and "active" in live_row
+    assert f'href="/agents/{agent.id}/keys/{live.id}/revoke/"' in live_row
+    assert "revoked" in gone_row and "/revoke/" not in gone_row
+    assert page.index(live.prefix) < page.index(gone.prefix)  # live keys first
+    assert full not in page
+
+    client.force_login(make_operator("viewer"))
+    assert "/revoke/" not in client.get("/settings/").content.decode().split('id="agent-keys"')[1]
