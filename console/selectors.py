@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, F, QuerySet
 
-from audit.keys import keyring
+from audit.keys import FIRST_KEY_VALID_FROM, keyring
 from audit.models import GovernanceEvent
 from audit.selectors import with_agent_names
 from audit.services import integration_lag
@@ -115,4 +115,11 @@ def signing_keys() -> list[dict]:
     """The log's public keys, newest first, as ``/.well-known/warden-keys.json`` lists
     them; ``signing`` marks the one new events are signed with."""
     keys = sorted(keyring().public_keys(), key=lambda key: key.valid_from, reverse=True)
-    return [dict(key.as_json(), signing=key.valid_until is None) for key in keys]
+    return [
+        dict(
+            key.as_json(),
+            signing=key.valid_until is None,
+            first=key.valid_from == FIRST_KEY_VALID_FROM,  # it covers the log from its start
+        )
+        for key in keys
+    ]

@@ -115,6 +115,7 @@ def test_settings_list_the_signing_keys_that_the_well_known_document_publishes(
         assert key["public_key"] in row
         assert ("signing" in row) is (key["key_id"] == second.key_id)
         assert ("retired" in row) is (key["key_id"] == first.key_id)
+        assert ("the log's start" in row) is (key["key_id"] == first.key_id)
 
 
 def test_settings_list_every_agents_keys_with_a_revoke_link_for_admins(
