@@ -134,6 +134,11 @@ def shot(journey, name: str) -> None:
     text = journey.page.inner_text("body")
     leaked = re.search(r".{0,40}(\{[#%{]|[#%}]\}).{0,40}", text)
     assert leaked is None, f"template syntax on the page: {leaked.group(0)!r}"
+    # Nothing wider than the window: a table that overflows hides its row's buttons.
+    overflow = journey.page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{name}: the page is {overflow}px wider than the window"
     os.makedirs(SCREENSHOTS, exist_ok=True)
     path = os.path.join(SCREENSHOTS, f"{name}.png")
     # caret="initial": hiding the caret would make Playwright write a style attribute on the
