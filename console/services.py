@@ -269,6 +269,7 @@ def revoke_key(key: ApiKey, *, by, reason: str) -> ApiKey:
     return ApiKey.objects.get(pk=key.pk)
 
 
+# --- operators ------------------------------------------------------------------------
 def issue_operator_token(user, *, by) -> tuple[OperatorToken, str]:
     with transaction.atomic():
         prefix, full = credentials.generate(credentials.OPERATOR_TOKEN)
@@ -303,7 +304,6 @@ def revoke_operator_token(token: OperatorToken, *, by, reason: str) -> OperatorT
     return OperatorToken.objects.select_related("user").get(pk=token.pk)
 
 
-# --- operators ------------------------------------------------------------------------
 def operator_roles(user) -> list[str]:
     """The roles an operator holds (a superuser is always an admin)."""
     names = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))

@@ -259,8 +259,7 @@ def key_revoke(request: HttpRequest, agent_id, key_id) -> HttpResponse:
 @role_required("read")
 def settings_page(request: HttpRequest) -> HttpResponse:
     """Operators and roles, their API tokens, agents' API keys, the log's signing keys, and
-    canary tokens
-    (``console.authorize.views.canary_new``)."""
+    canary tokens (``console.authorize.views.canary_new``)."""
     users = get_user_model().objects.prefetch_related("groups").order_by("username")
     return render(
         request,
