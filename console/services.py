@@ -271,6 +271,9 @@ def revoke_key(key: ApiKey, *, by, reason: str) -> ApiKey:
 
 # --- operators ------------------------------------------------------------------------
 def issue_operator_token(user, *, by) -> tuple[OperatorToken, str]:
+    """A new operator API token; the plain token is returned once and never stored."""
+    if not user.is_active:
+        raise Conflict("A deactivated operator cannot get tokens.", code="operator_inactive")
     with transaction.atomic():
         prefix, full = credentials.generate(credentials.OPERATOR_TOKEN)
         token = OperatorToken.objects.create(

@@ -57,6 +57,11 @@ urlpatterns = [
         name="operator-active",
     ),
     path(
+        "settings/operators/<str:username>/tokens/new/",
+        views.operator_token_issue,
+        name="operator-token-issue",
+    ),
+    path(
         "settings/tokens/<str:token_prefix>/revoke/",
         views.operator_token_revoke,
         name="operator-token-revoke",

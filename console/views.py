@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import selectors, services, tabs
@@ -221,6 +222,7 @@ def session_halt(request: HttpRequest, session_id) -> HttpResponse:
     return redirect(next_url)
 
 
+@never_cache  # the one response that shows the key
 @role_required("manage_keys")
 @require_POST
 def key_issue(request: HttpRequest, agent_id) -> HttpResponse:
@@ -274,6 +276,20 @@ def settings_page(request: HttpRequest) -> HttpResponse:
             "canaries": authorize_selectors.canary_guardrails(),
             "can_manage_policies": can(request.user, "manage_policies"),
         },
+    )
+
+
+@never_cache  # the one response that shows the token
+@role_required("manage_users")
+@require_POST
+def operator_token_issue(request: HttpRequest, username: str) -> HttpResponse:
+    person = _operator(username)
+    try:
+        token, full = services.issue_operator_token(person, by=request.user)
+    except WardenError as exc:
+        return _operator_page(request, person, errors={"form": [exc.message]}, status=exc.status)
+    return render(
+        request, "console/token_issued.html", {"person": person, "token": token, "full": full}
     )
 
 

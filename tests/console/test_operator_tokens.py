@@ -138,3 +138,46 @@ def test_settings_list_every_agents_keys_with_a_revoke_link_for_admins(
 
     client.force_login(make_operator("viewer"))
     assert "/revoke/" not in client.get("/settings/").content.decode().split('id="agent-keys"')[1]
+
+
+def test_an_admin_issues_a_token_shown_once_and_never_cached(client, admin_user, make_operator):
+    make_operator("compliance", username="exporter")
+    client.force_login(admin_user)
+
+    response = client.post("/settings/operators/exporter/tokens/new/")
+
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    full = response.content.decode().split('data-testid="new-token">')[1].split("<")[0]
+    assert full.startswith("wdn_op_")
+    assert _agents_with(full) == 200
+    token = OperatorToken.objects.get(user__username="exporter")
+    assert full not in client.get("/settings/operators/exporter/").content.decode()
+    [event] = events_of("operator.token_issued")
+    assert event.actor == "user:root-admin"
+    assert event.payload == {"user": "exporter", "prefix": token.prefix}
+    assert client.get("/settings/operators/exporter/tokens/new/").status_code == 405
+
+
+def test_no_token_for_a_deactivated_operator(client, admin_user, make_operator):
+    gone = make_operator("viewer", username="gone")
+    services.set_operator_active(gone, by=admin_user, active=False, reason="left")
+    client.force_login(admin_user)
+    response = client.post("/settings/operators/gone/tokens/new/")
+    assert response.status_code == 409
+    assert "A deactivated operator cannot get tokens." in response.content.decode()
+    assert not OperatorToken.objects.filter(user=gone).exists()
+
+
+def test_only_an_admin_issues_tokens(client, make_operator):
+    make_operator("compliance", username="exporter")
+    client.force_login(make_operator("compliance"))
+    assert client.post("/settings/operators/exporter/tokens/new/").status_code == 403
+    assert not OperatorToken.objects.exists()
+
+
+def test_a_new_agent_key_page_is_never_cached(client, admin_user, make_agent):
+    agent = make_agent("cached-not")
+    client.force_login(admin_user)
+    response = client.post(f"/agents/{agent.id}/keys/new/", {"label": "ci"})
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
