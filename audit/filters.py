@@ -79,6 +79,8 @@ EVENT_TYPES = (
     "operator.token_revoked",
     "operator.deactivated",
     "operator.reactivated",
+    "operator.password_changed",
+    "operator.password_reset",
     "access.denied",
 )
 PARAMS = ("from", "to", "event_type", "agent", "session", "actor", "verdict", "result", "q")

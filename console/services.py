@@ -8,6 +8,7 @@ side effects (websocket hints) after commit.
 from __future__ import annotations
 
 import logging
+import secrets
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -406,6 +407,41 @@ def set_operator_active(user, *, by, active: bool, reason: str):
         )
         hints.operator_changed_on_commit(user.pk)
     return user
+
+
+def change_password(user, *, new_password: str):
+    """An operator's own new password (already validated by Django's password change form,
+    which checked the current one). Their other console sessions end."""
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        record(
+            "operator.password_changed",
+            actor=_user_actor(user),
+            reason="password changed by the operator",
+            payload={"username": user.get_username()},
+        )
+    return user
+
+
+def reset_operator_password(user, *, by, reason: str) -> str:
+    """An admin sets a new random password for another operator (a forgotten one) and
+    gets it once, to hand over; the operator's console sessions end."""
+    reason = require_reason(reason)
+    if user.pk == by.pk:
+        raise Conflict("Change your own password from your account page.", code="own_password")
+    password = secrets.token_urlsafe(12)
+    with transaction.atomic():
+        user = get_user_model().objects.select_for_update().get(pk=user.pk)
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        record(
+            "operator.password_reset",
+            actor=_user_actor(by),
+            reason=reason,
+            payload={"username": user.get_username()},
+        )
+    return password
 
 
 # --- sessions -------------------------------------------------------------------------

@@ -57,6 +57,12 @@ urlpatterns = [
         name="operator-active",
     ),
     path(
+        "settings/operators/<str:username>/password/",
+        views.operator_password_reset,
+        name="operator-password-reset",
+    ),
+    path("account/password/", views.password_change, name="password-change"),
+    path(
         "settings/operators/<str:username>/tokens/new/",
         views.operator_token_issue,
         name="operator-token-issue",

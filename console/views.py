@@ -11,7 +11,8 @@ import json
 import uuid
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, update_session_auth_hash
+from django.contrib.auth.forms import PasswordChangeForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -368,6 +369,38 @@ def operator_active(request: HttpRequest, username: str) -> HttpResponse:
     state = "reactivated" if active else "deactivated"
     messages.success(request, f"{person.get_username()} {state}.")
     return redirect("operator-detail", username=person.get_username())
+
+
+@role_required("read")
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Every operator changes their own password (the current one is asked for); their
+    other console sessions end, this one stays."""
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = services.change_password(
+            request.user, new_password=form.cleaned_data["new_password1"]
+        )
+        update_session_auth_hash(request, user)
+        messages.success(request, "Password changed. Your other sessions are logged out.")
+        return redirect("password-change")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "registration/password_change.html", {"form": form}, status=status)
+
+
+@never_cache  # the one response that shows the password
+@role_required("manage_users")
+@require_POST
+def operator_password_reset(request: HttpRequest, username: str) -> HttpResponse:
+    person = _operator(username)
+    try:
+        password = services.reset_operator_password(
+            person, by=request.user, reason=request.POST.get("reason", "")
+        )
+    except WardenError as exc:
+        errors = exc.fields or {"form": [exc.message]}
+        return _operator_page(request, person, errors=errors, status=exc.status, form="password")
+    return render(request, "console/password_reset.html", {"person": person, "password": password})
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

@@ -16,7 +16,15 @@ from tests.liveserver import SCREENSHOTS, login
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["/", "/agents/", "/approvals/", "/audit/", "/policies/", "/settings/"]
+PAGES = [
+    "/",
+    "/agents/",
+    "/approvals/",
+    "/audit/",
+    "/policies/",
+    "/settings/",
+    "/account/password/",
+]
 
 
 @pytest.mark.parametrize("width", [1280, 1024])

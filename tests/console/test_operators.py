@@ -198,3 +198,60 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(transactional_db
     assert outcome == {"second": "last_admin"}
     assert services.operator_roles(_fresh(first)) == ["admin"]
     assert services.operator_roles(_fresh(second)) == ["viewer"]
+
+
+def test_an_operator_changes_their_own_password(client, make_operator):
+    user = make_operator("viewer", username="vera", password="old password 123")
+    other = type(client)()
+    other.force_login(user)
+    client.force_login(user)
+
+    wrong = client.post(
+        "/account/password/",
+        {"old_password": "nope", "new_password1": "x", "new_password2": "y"},
+    )
+    assert wrong.status_code == 400
+    page = wrong.content.decode()
+    assert "Your old password was entered incorrectly." in page
+    short = client.post(
+        "/account/password/",
+        {"old_password": "old password 123", "new_password1": "abc", "new_password2": "abc"},
+    )
+    assert short.status_code == 400 and "too short" in short.content.decode()
+    assert not events_of("operator.password_changed")
+
+    done = client.post(
+        "/account/password/",
+        {
+            "old_password": "old password 123",
+            "new_password1": "a much longer passphrase",
+            "new_password2": "a much longer passphrase",
+        },
+    )
+    assert done.status_code == 302
+    assert _fresh(user).check_password("a much longer passphrase")
+    assert client.get("/agents/").status_code == 200  # this session stays
+    assert other.get("/agents/")["Location"].startswith("/login/")  # the other one ends
+    [event] = events_of("operator.password_changed")
+    assert event.actor == "user:vera" and event.payload == {"username": "vera"}
+    assert "a much longer passphrase" not in str(event.payload)
+
+
+def test_an_admin_sets_a_new_password_shown_once(client, admin_user, rita):
+    rita_client = type(client)()
+    rita_client.force_login(rita)
+    client.force_login(admin_user)
+
+    missing = client.post("/settings/operators/rita/password/", {"reason": ""})
+    assert missing.status_code == 400 and "This field is required." in missing.content.decode()
+    done = client.post("/settings/operators/rita/password/", {"reason": "forgot it"})
+    assert done.status_code == 200 and "no-store" in done["Cache-Control"]
+    password = done.content.decode().split('data-testid="new-password">')[1].split("<")[0]
+    assert _fresh(rita).check_password(password)
+    assert rita_client.get("/agents/")["Location"].startswith("/login/")
+    [event] = events_of("operator.password_reset")
+    assert event.reason == "forgot it" and event.payload == {"username": "rita"}
+
+    own = client.post("/settings/operators/root-admin/password/", {"reason": "lazy"})
+    assert own.status_code == 409
+    assert "Change your own password from your account page." in own.content.decode()
