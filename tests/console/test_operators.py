@@ -255,3 +255,17 @@ def test_an_admin_sets_a_new_password_shown_once(client, admin_user, rita):
     own = client.post("/settings/operators/root-admin/password/", {"reason": "lazy"})
     assert own.status_code == 409
     assert "Change your own password from your account page." in own.content.decode()
+
+
+def test_create_operator_refuses_a_weak_password(db):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="at least 12 characters"):
+        call_command("create_operator", "weak", "--role", "viewer", "--password", "short1")
+    with pytest.raises(CommandError, match="entirely numeric"):
+        call_command("create_operator", "weak", "--role", "viewer", "--password", "1234567890123")
+    assert not get_user_model().objects.filter(username="weak").exists()
+    call_command(
+        "create_operator", "strong", "--role", "viewer", "--password", "a long pass phrase"
+    )
+    assert get_user_model().objects.get(username="strong").check_password("a long pass phrase")

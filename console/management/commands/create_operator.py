@@ -6,6 +6,8 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -33,6 +35,11 @@ class Command(BaseCommand):
         username = username.strip()
         if not username:
             raise CommandError("username must not be empty")
+        if password:
+            try:
+                validate_password(password, User(username=username))
+            except ValidationError as exc:
+                raise CommandError("password refused: " + " ".join(exc.messages)) from exc
         with transaction.atomic():
             user, created = User.objects.get_or_create(username=username)
             printed_password = None
