@@ -12,6 +12,7 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -308,6 +309,56 @@ def revoke_operator_token(token: OperatorToken, *, by, reason: str) -> OperatorT
     return OperatorToken.objects.select_related("user").get(pk=token.pk)
 
 
+def _checked_roles(roles) -> list[str]:
+    if not isinstance(roles, list | tuple) or not all(isinstance(r, str) for r in roles):
+        raise Invalid("Roles must be a list of role names.", fields={"roles": ["A list."]})
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise Invalid(
+            f"Unknown role: {', '.join(unknown)}.",
+            fields={"roles": [f"Choose from {', '.join(ROLES)}."]},
+        )
+    if not roles:
+        raise Invalid(
+            "An operator needs at least one role (to take every role away, deactivate them).",
+            fields={"roles": ["Choose at least one role."]},
+        )
+    return sorted(set(roles))
+
+
+def create_operator(*, by, username: str, roles, reason: str):
+    """A new operator with ``roles`` and a random password, returned once to hand over
+    (they change it after logging in). Returns ``(user, password)``."""
+    User = get_user_model()
+    reason = require_reason(reason)
+    username = username.strip() if isinstance(username, str) else ""
+    try:
+        User.username_validator(username)
+    except ValidationError as exc:
+        raise Invalid("The user name is not valid.", fields={"username": exc.messages}) from exc
+    if not username or len(username) > 150:
+        raise Invalid("The user name is not valid.", fields={"username": ["1 to 150 characters."]})
+    roles = _checked_roles(roles)
+    password = secrets.token_urlsafe(12)
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(username, password=password)
+            user.groups.set([Group.objects.get_or_create(name=name)[0] for name in roles])
+            record(
+                "operator.created",
+                actor=_user_actor(by),
+                reason=reason,
+                payload={"username": username, "roles": roles},
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            "An operator with this user name exists.",
+            code="username_taken",
+            fields={"username": ["Taken."]},
+        ) from exc
+    return user, password
+
+
 def operator_roles(user) -> list[str]:
     """The roles an operator holds (a superuser is always an admin)."""
     names = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
@@ -343,20 +394,7 @@ def set_operator_roles(user, *, by, roles, reason: str):
     Refused: no role at all (deactivate instead), an admin dropping their own admin role,
     a superuser without admin, and the change that would leave no active admin."""
     reason = require_reason(reason)
-    if not isinstance(roles, list | tuple) or not all(isinstance(r, str) for r in roles):
-        raise Invalid("Roles must be a list of role names.", fields={"roles": ["A list."]})
-    unknown = sorted(set(roles) - set(ROLES))
-    if unknown:
-        raise Invalid(
-            f"Unknown role: {', '.join(unknown)}.",
-            fields={"roles": [f"Choose from {', '.join(ROLES)}."]},
-        )
-    if not roles:
-        raise Invalid(
-            "An operator needs at least one role; deactivate the operator instead.",
-            fields={"roles": ["Choose at least one role."]},
-        )
-    roles = sorted(set(roles))
+    roles = _checked_roles(roles)
     with transaction.atomic():
         user = _lock_operators(user)
         previous = operator_roles(user)

@@ -49,6 +49,7 @@ urlpatterns = [
     path("agents/<str:agent_id>/keys/<str:key_id>/revoke/", views.key_revoke, name="key-revoke"),
     path("sessions/<str:session_id>/halt/", views.session_halt, name="session-halt"),
     path("settings/", views.settings_page, name="settings"),
+    path("settings/new-operator/", views.operator_new, name="operator-new"),
     path("settings/operators/<str:username>/", views.operator_detail, name="operator-detail"),
     path("settings/operators/<str:username>/roles/", views.operator_roles, name="operator-roles"),
     path(

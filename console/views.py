@@ -330,6 +330,32 @@ def _operator_page(request, person, *, errors=None, status=200, form=None) -> Ht
     return render(request, "console/operator.html", context, status=status)
 
 
+@never_cache  # the response to the POST shows the password
+@role_required("manage_users")
+@require_http_methods(["GET", "POST"])
+def operator_new(request: HttpRequest) -> HttpResponse:
+    """Create an operator with roles; the random first password is shown once."""
+    form = {"username": "", "roles": [], "reason": ""}
+    errors: dict = {}
+    status = 200
+    if request.method == "POST":
+        form = {
+            "username": request.POST.get("username", ""),
+            "roles": request.POST.getlist("roles"),
+            "reason": request.POST.get("reason", ""),
+        }
+        try:
+            person, password = services.create_operator(by=request.user, **form)
+        except WardenError as exc:
+            errors, status = exc.fields or {"form": [exc.message]}, exc.status
+        else:
+            return render(
+                request, "console/password_reset.html", {"person": person, "password": password}
+            )
+    context = {"form": form, "errors": errors, "roles": ROLES}
+    return render(request, "console/operator_new.html", context, status=status)
+
+
 @role_required("manage_users")
 def operator_detail(request: HttpRequest, username: str) -> HttpResponse:
     """One operator: their roles and status, with the forms that change them."""

@@ -44,7 +44,12 @@ def test_the_demo_pages_fit_the_window(asgi_server, browser, tmp_path, width):
     page = context.new_page()
     try:
         login(page, asgi_server, "admin", password)
-        pages = [*PAGES, f"/agents/{agent.id}/", "/settings/operators/reviewer/"]
+        pages = [
+            *PAGES,
+            f"/agents/{agent.id}/",
+            "/settings/operators/reviewer/",
+            "/settings/new-operator/",
+        ]
         for path in pages:
             response = page.goto(asgi_server.url + path)
             assert response is not None and response.status == 200, path

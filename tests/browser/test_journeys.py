@@ -568,6 +568,38 @@ def test_revoke_an_operator_token_from_settings(asgi_server, journey, make_opera
     assert operator_api.get("/agents").status_code == 401
 
 
+def test_create_an_operator_who_logs_in_and_changes_the_password(
+    asgi_server, journey, browser, make_operator
+):
+    make_operator("admin", username="ada", password=PASSWORD)
+    page = journey.page
+    login(page, asgi_server, "ada", PASSWORD)
+    page.click("header.top nav >> text=Settings")
+    page.click("[data-testid='new-operator']")
+    page.fill("#id_username", "oscar")
+    page.check("[data-testid='role-oncall']")
+    page.fill("#id_reason", "joins the on-call rota")
+    page.click("[data-testid='create-operator']")
+    first_password = page.inner_text("[data-testid='new-password']").strip()
+    shot(journey, "37-operator-created")
+
+    oscar_context = browser.new_context(viewport=VIEWPORT)
+    oscar = oscar_context.new_page()
+    try:
+        login(oscar, asgi_server, "oscar", first_password)
+        oscar.click("header.top .who a.who-name")
+        oscar.fill("#id_old_password", first_password)
+        oscar.fill("#id_new_password1", "oscar's own passphrase")
+        oscar.fill("#id_new_password2", "oscar's own passphrase")
+        oscar.click("[data-testid='change-password']")
+        expect(oscar.locator(".messages")).to_contain_text("Password changed.")
+        oscar.click("header.top button:has-text('Log out')")
+        login(oscar, asgi_server, "oscar", "oscar's own passphrase")
+        expect(oscar.locator("header.top .who")).to_contain_text("oscar")
+    finally:
+        oscar_context.close()
+
+
 def test_change_an_operators_roles_then_deactivate_them(
     asgi_server, journey, browser, make_operator, make_agent
 ):

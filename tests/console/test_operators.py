@@ -269,3 +269,57 @@ def test_create_operator_refuses_a_weak_password(db):
         "create_operator", "strong", "--role", "viewer", "--password", "a long pass phrase"
     )
     assert get_user_model().objects.get(username="strong").check_password("a long pass phrase")
+
+
+def test_an_admin_creates_an_operator_whose_first_password_is_shown_once(client, admin_user):
+    client.force_login(admin_user)
+    assert client.get("/settings/new-operator/").status_code == 200
+
+    created = client.post(
+        "/settings/new-operator/",
+        {"username": "oscar", "roles": ["oncall", "viewer"], "reason": "joins on-call"},
+    )
+
+    assert created.status_code == 200 and "no-store" in created["Cache-Control"]
+    password = created.content.decode().split('data-testid="new-password">')[1].split("<")[0]
+    oscar = get_user_model().objects.get(username="oscar")
+    assert oscar.check_password(password) and oscar.is_active
+    assert services.operator_roles(oscar) == ["oncall", "viewer"]
+    [event] = events_of("operator.created")
+    assert event.actor == "user:root-admin" and event.reason == "joins on-call"
+    assert event.payload == {"username": "oscar", "roles": ["oncall", "viewer"]}
+    assert password not in str(event.payload)
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "field", "message"),
+    [
+        ({"username": "", "roles": ["viewer"], "reason": "r"}, 400, "username", "Enter a valid"),
+        ({"username": "a b", "roles": ["viewer"], "reason": "r"}, 400, "username", "Enter a"),
+        ({"username": "x" * 151, "roles": ["viewer"], "reason": "r"}, 400, "username", "150"),
+        ({"username": "ok", "roles": [], "reason": "r"}, 400, "roles", "at least one role"),
+        ({"username": "ok", "roles": ["god"], "reason": "r"}, 400, "roles", "Choose from"),
+        ({"username": "ok", "roles": ["viewer"], "reason": ""}, 400, "reason", "required"),
+        ({"username": "root-admin", "roles": ["viewer"], "reason": "r"}, 409, "username", "Taken"),
+    ],
+)
+def test_bad_new_operators_are_refused_field_by_field(
+    client, admin_user, data, status, field, message
+):
+    client.force_login(admin_user)
+    before = get_user_model().objects.count()
+    response = client.post("/settings/new-operator/", data)
+    assert response.status_code == status
+    assert message in response.content.decode()
+    with pytest.raises((Invalid, Conflict)) as refused:
+        services.create_operator(by=admin_user, **data)
+    assert field in (refused.value.fields or {})
+    assert get_user_model().objects.count() == before
+    assert not events_of("operator.created")
+
+
+def test_only_an_admin_creates_operators(client, make_operator):
+    client.force_login(make_operator("compliance"))
+    data = {"username": "sneaky", "roles": ["admin"], "reason": "r"}
+    assert client.post("/settings/new-operator/", data).status_code == 403
+    assert not get_user_model().objects.filter(username="sneaky").exists()
