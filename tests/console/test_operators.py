@@ -265,6 +265,8 @@ def test_create_operator_refuses_a_weak_password(db):
     with pytest.raises(CommandError, match="entirely numeric"):
         call_command("create_operator", "weak", "--role", "viewer", "--password", "1234567890123")
     assert not get_user_model().objects.filter(username="weak").exists()
+    with pytest.raises(CommandError, match="username refused"):  # it goes into console URLs
+        call_command("create_operator", "a/b", "--role", "viewer")
     call_command(
         "create_operator", "strong", "--role", "viewer", "--password", "a long pass phrase"
     )

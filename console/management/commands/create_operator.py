@@ -35,6 +35,10 @@ class Command(BaseCommand):
         username = username.strip()
         if not username:
             raise CommandError("username must not be empty")
+        try:
+            User.username_validator(username)
+        except ValidationError as exc:
+            raise CommandError("username refused: " + " ".join(exc.messages)) from exc
         if password:
             try:
                 validate_password(password, User(username=username))
