@@ -292,6 +292,10 @@ WARDEN_TRUSTED_PROXIES = env_list("WARDEN_TRUSTED_PROXIES", [])
 
 HTTPS = env_bool("WARDEN_HTTPS", False)
 SESSION_COOKIE_HTTPONLY = True
+# A console session ends after this long without a request (each request renews it): an
+# operator's session can pause or revoke agents, so it should not live for Django's two weeks.
+SESSION_COOKIE_AGE = int(os.environ.get("WARDEN_SESSION_IDLE_MINUTES") or 480) * 60
+SESSION_SAVE_EVERY_REQUEST = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"

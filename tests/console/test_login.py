@@ -26,3 +26,25 @@ def test_failed_logins_are_recorded_and_throttled(client, make_operator):
     assert response.status_code == 429
     assert "Too many failed logins" in response.content.decode()
     assert not events_of("operator.login")
+
+
+def test_a_console_session_ends_after_eight_idle_hours_and_each_request_renews_it(
+    client, make_operator
+):
+    import datetime as dt
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    make_operator("viewer", username="ida", password="a long password 1")
+    client.post("/login/", {"username": "ida", "password": "a long password 1"})
+    [session] = Session.objects.all()
+    left = session.expire_date - timezone.now()
+    assert dt.timedelta(hours=7, minutes=59) < left <= dt.timedelta(hours=8)
+
+    Session.objects.update(expire_date=timezone.now() + dt.timedelta(minutes=5))
+    assert client.get("/agents/").status_code == 200  # renewed by the request
+    assert Session.objects.get().expire_date - timezone.now() > dt.timedelta(hours=7)
+
+    Session.objects.update(expire_date=timezone.now() - dt.timedelta(seconds=1))
+    assert client.get("/agents/")["Location"].startswith("/login/")
