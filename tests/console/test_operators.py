@@ -159,7 +159,7 @@ def test_the_console_form_changes_roles_and_shows_specific_errors(client, admin_
     assert gone.status_code == 302 and not _fresh(rita).is_active
     settings = client.get("/settings/").content.decode()
     row = settings.split('data-testid="operator-row-rita"')[1].split("</tr>")[0]
-    assert "deactivated" in row
+    assert "deactivated" in row and "never" in row  # rita never logged in
     assert client.get("/settings/operators/nobody/").status_code == 404
 
 
