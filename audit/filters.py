@@ -80,6 +80,7 @@ EVENT_TYPES = (
     "operator.deactivated",
     "operator.reactivated",
     "operator.password_changed",
+    "operator.password_change_failed",
     "operator.password_reset",
     "access.denied",
 )

@@ -462,6 +462,19 @@ def change_password(user, *, new_password: str):
     return user
 
 
+def record_password_change_failure(user, *, failures: int) -> None:
+    """A wrong current password on the password change form (the view ends the session
+    at the fifth)."""
+    with transaction.atomic():
+        record(
+            "operator.password_change_failed",
+            actor=_user_actor(user),
+            result="failed",
+            reason="wrong current password on the password change form",
+            payload={"username": user.get_username(), "failures": failures},
+        )
+
+
 def reset_operator_password(user, *, by, reason: str) -> str:
     """An admin sets a new random password for another operator (a forgotten one) and
     gets it once, to hand over; the operator's console sessions end."""

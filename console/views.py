@@ -11,7 +11,7 @@ import json
 import uuid
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model, update_session_auth_hash
+from django.contrib.auth import get_user_model, logout, update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -397,19 +397,34 @@ def operator_active(request: HttpRequest, username: str) -> HttpResponse:
     return redirect("operator-detail", username=person.get_username())
 
 
+PASSWORD_FAILURES = "warden_password_change_failures"
+MAX_PASSWORD_FAILURES = 5
+
+
 @role_required("read")
 @require_http_methods(["GET", "POST"])
 def password_change(request: HttpRequest) -> HttpResponse:
     """Every operator changes their own password (the current one is asked for); their
-    other console sessions end, this one stays."""
+    other console sessions end, this one stays. Five wrong current passwords in one
+    session end it."""
     form = PasswordChangeForm(request.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = services.change_password(
             request.user, new_password=form.cleaned_data["new_password1"]
         )
         update_session_auth_hash(request, user)
+        request.session.pop(PASSWORD_FAILURES, None)
         messages.success(request, "Password changed. Your other sessions are logged out.")
         return redirect("password-change")
+    if request.method == "POST" and "old_password" in form.errors:
+        # A wrong current password: someone holding this session may be guessing it.
+        failures = request.session.get(PASSWORD_FAILURES, 0) + 1
+        services.record_password_change_failure(request.user, failures=failures)
+        if failures >= MAX_PASSWORD_FAILURES:
+            logout(request)
+            messages.error(request, "Too many wrong current passwords: you were logged out.")
+            return redirect("login")
+        request.session[PASSWORD_FAILURES] = failures
     status = 400 if request.method == "POST" else 200
     return render(request, "registration/password_change.html", {"form": form}, status=status)
 

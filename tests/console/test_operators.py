@@ -325,3 +325,27 @@ def test_only_an_admin_creates_operators(client, make_operator):
     data = {"username": "sneaky", "roles": ["admin"], "reason": "r"}
     assert client.post("/settings/new-operator/", data).status_code == 403
     assert not get_user_model().objects.filter(username="sneaky").exists()
+
+
+def test_five_wrong_current_passwords_end_the_session(client, make_operator):
+    user = make_operator("viewer", username="stolen", password="the real passphrase")
+    client.force_login(user)
+    wrong = {
+        "old_password": "guess",
+        "new_password1": "new passphrase 1",
+        "new_password2": "new passphrase 1",
+    }
+    for attempt in range(1, 5):
+        assert client.post("/account/password/", wrong).status_code == 400
+        assert client.get("/agents/").status_code == 200, attempt
+    last = client.post("/account/password/", wrong)
+    assert last.status_code == 302 and last["Location"] == "/login/"
+    assert client.get("/agents/")["Location"].startswith("/login/")
+    assert [e.payload["failures"] for e in events_of("operator.password_change_failed")] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    assert _fresh(user).check_password("the real passphrase")
