@@ -309,6 +309,13 @@ def revoke_operator_token(token: OperatorToken, *, by, reason: str) -> OperatorT
     return OperatorToken.objects.select_related("user").get(pk=token.pk)
 
 
+_ADMINS = Q(is_superuser=True) | Q(groups__name=ADMIN)
+
+
+def _groups(roles: list[str]) -> list[Group]:
+    return [Group.objects.get_or_create(name=name)[0] for name in roles]
+
+
 def _checked_roles(roles) -> list[str]:
     if not isinstance(roles, list | tuple) or not all(isinstance(r, str) for r in roles):
         raise Invalid("Roles must be a list of role names.", fields={"roles": ["A list."]})
@@ -343,7 +350,7 @@ def create_operator(*, by, username: str, roles, reason: str):
     try:
         with transaction.atomic():
             user = User.objects.create_user(username, password=password)
-            user.groups.set([Group.objects.get_or_create(name=name)[0] for name in roles])
+            user.groups.set(_groups(roles))
             record(
                 "operator.created",
                 actor=_user_actor(by),
@@ -371,10 +378,9 @@ def _lock_operators(user):
     """Lock the operator being changed and every active admin, so two admins changing each
     other at once cannot both pass the last-admin check."""
     User = get_user_model()
-    admins = Q(is_superuser=True) | Q(groups__name=ADMIN)
     list(
         User.objects.select_for_update(of=("self",))
-        .filter(admins, is_active=True)
+        .filter(_ADMINS, is_active=True)
         .values_list("pk")
     )
     return User.objects.select_for_update().get(pk=user.pk)
@@ -385,8 +391,7 @@ def _keeps_an_admin(user, *, roles: list[str], active: bool) -> bool:
     if active and ADMIN in roles:
         return True
     User = get_user_model()
-    admins = Q(is_superuser=True) | Q(groups__name=ADMIN)
-    return User.objects.filter(admins, is_active=True).exclude(pk=user.pk).exists()
+    return User.objects.filter(_ADMINS, is_active=True).exclude(pk=user.pk).exists()
 
 
 def set_operator_roles(user, *, by, roles, reason: str):
@@ -410,7 +415,7 @@ def set_operator_roles(user, *, by, roles, reason: str):
             raise Conflict("This would leave Warden without an active admin.", code="last_admin")
         if roles == previous:
             raise Conflict("The operator already has exactly these roles.", code="no_change")
-        user.groups.set([Group.objects.get_or_create(name=name)[0] for name in roles])
+        user.groups.set(_groups(roles))
         record(
             "operator.updated",
             actor=_user_actor(by),
