@@ -26,6 +26,12 @@ from .errors import WardenError
 from .models import Agent, AgentSession, ApiKey, OperatorToken
 from .roles import ROLES, can, role_required
 
+
+def _form_errors(exc: WardenError) -> dict:
+    """A refusal as a form shows it: the field errors, or the message above the form."""
+    return exc.fields or {"form": [exc.message]}
+
+
 CONTAINMENT = {
     "pause": {
         "service": services.pause_agent,
@@ -126,7 +132,7 @@ def agent_register(request: HttpRequest) -> HttpResponse:
                     by=request.user,
                 )
             except WardenError as exc:
-                errors = exc.fields or {"form": [exc.message]}
+                errors = _form_errors(exc)
             else:
                 messages.success(
                     request, f"Agent {agent.name} registered. Assess it before it opens sessions."
@@ -175,7 +181,7 @@ def agent_contain(request: HttpRequest, agent_id, action: str) -> HttpResponse:
     try:
         agent = spec["service"](agent, by=request.user, reason=reason)
     except WardenError as exc:
-        context["errors"] = exc.fields or {"form": [exc.message]}
+        context["errors"] = _form_errors(exc)
         context["reason"] = reason
         return render(request, template, context, status=exc.status)
     message = (
@@ -209,7 +215,7 @@ def session_halt(request: HttpRequest, session_id) -> HttpResponse:
     try:
         services.halt_session(session, by=request.user, reason=reason)
     except WardenError as exc:
-        context["errors"] = exc.fields or {"form": [exc.message]}
+        context["errors"] = _form_errors(exc)
         context["reason"] = reason
         return render(request, template, context, status=exc.status)
     message = f"Session {str(session.id)[:8]} halted."
@@ -253,7 +259,7 @@ def key_revoke(request: HttpRequest, agent_id, key_id) -> HttpResponse:
     try:
         services.revoke_key(key, by=request.user, reason=request.POST.get("reason", ""))
     except WardenError as exc:
-        context["errors"] = exc.fields or {"form": [exc.message]}
+        context["errors"] = _form_errors(exc)
         return render(request, "console/key_revoke.html", context, status=exc.status)
     messages.success(request, f"Key {key.prefix} revoked.")
     return redirect("agent-tab", agent_id=agent.id, tab="adapt")
@@ -288,7 +294,7 @@ def operator_token_issue(request: HttpRequest, username: str) -> HttpResponse:
     try:
         token, full = services.issue_operator_token(person, by=request.user)
     except WardenError as exc:
-        return _operator_page(request, person, errors={"form": [exc.message]}, status=exc.status)
+        return _operator_page(request, person, errors=_form_errors(exc), status=exc.status)
     return render(
         request, "console/token_issued.html", {"person": person, "token": token, "full": full}
     )
@@ -306,7 +312,7 @@ def operator_token_revoke(request: HttpRequest, token_prefix: str) -> HttpRespon
             token, by=request.user, reason=request.POST.get("reason", "")
         )
     except WardenError as exc:
-        context["errors"] = exc.fields or {"form": [exc.message]}
+        context["errors"] = _form_errors(exc)
         return render(request, "console/token_revoke.html", context, status=exc.status)
     messages.success(
         request, f"Token wdn_op_{token.prefix}_… of {token.user.get_username()} revoked."
@@ -347,7 +353,7 @@ def operator_new(request: HttpRequest) -> HttpResponse:
         try:
             person, password = services.create_operator(by=request.user, **form)
         except WardenError as exc:
-            errors, status = exc.fields or {"form": [exc.message]}, exc.status
+            errors, status = _form_errors(exc), exc.status
         else:
             return render(
                 request, "console/password_reset.html", {"person": person, "password": password}
@@ -374,7 +380,7 @@ def operator_roles(request: HttpRequest, username: str) -> HttpResponse:
             reason=request.POST.get("reason", ""),
         )
     except WardenError as exc:
-        errors = exc.fields or {"form": [exc.message]}
+        errors = _form_errors(exc)
         return _operator_page(request, person, errors=errors, status=exc.status, form="roles")
     messages.success(request, f"Roles of {person.get_username()} changed.")
     return redirect("operator-detail", username=person.get_username())
@@ -390,7 +396,7 @@ def operator_active(request: HttpRequest, username: str) -> HttpResponse:
             person, by=request.user, active=active, reason=request.POST.get("reason", "")
         )
     except WardenError as exc:
-        errors = exc.fields or {"form": [exc.message]}
+        errors = _form_errors(exc)
         return _operator_page(request, person, errors=errors, status=exc.status, form="active")
     state = "reactivated" if active else "deactivated"
     messages.success(request, f"{person.get_username()} {state}.")
@@ -439,7 +445,7 @@ def operator_password_reset(request: HttpRequest, username: str) -> HttpResponse
             person, by=request.user, reason=request.POST.get("reason", "")
         )
     except WardenError as exc:
-        errors = exc.fields or {"form": [exc.message]}
+        errors = _form_errors(exc)
         return _operator_page(request, person, errors=errors, status=exc.status, form="password")
     return render(request, "console/password_reset.html", {"person": person, "password": password})
 
