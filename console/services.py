@@ -438,7 +438,8 @@ def set_operator_active(user, *, by, active: bool, reason: str):
             raise Conflict(f"The operator is already {state}.", code=f"already_{state}")
         if not active and user.pk == by.pk:
             raise Conflict("You cannot deactivate yourself.", code="self_deactivation")
-        if not active and not _keeps_an_admin(user, roles=operator_roles(user), active=False):
+        roles = operator_roles(user)
+        if not active and not _keeps_an_admin(user, roles=roles, active=False):
             raise Conflict("This would leave Warden without an active admin.", code="last_admin")
         user.is_active = active
         user.save(update_fields=["is_active"])
@@ -446,7 +447,7 @@ def set_operator_active(user, *, by, active: bool, reason: str):
             "operator.reactivated" if active else "operator.deactivated",
             actor=_user_actor(by),
             reason=reason,
-            payload={"username": user.get_username(), "roles": operator_roles(user)},
+            payload={"username": user.get_username(), "roles": roles},
         )
         hints.operator_changed_on_commit(user.pk)
     return user
